@@ -1,0 +1,169 @@
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+
+from portal.ids import MAX_LENGTH, new_id, validate_remote_id
+from portal.models import Provisioned
+
+MAX_LICENSES = 100_000
+
+
+class OrderStatus(models.TextChoices):
+    DRAFT = "draft", "draft"
+    PENDING = "pending", "pending"
+    ACTIVE = "active", "active"
+    SUSPENDED = "suspended", "suspended"
+    CANCELLED = "cancelled", "cancelled"
+    FAILED = "failed", "failed"
+
+class Product(models.TextChoices):
+    OO_LITE = "oo-lite", "OneOffice Lite (oo-lite)"
+    OO_STD = "oo-std", "OneOffice Standard (oo-std)"
+    OO_ENT = "oo-ent", "OneOffice Enterprise (oo-ent)"
+    ERP_STD = "erp-std", "ERP Standard (erp-std)"
+    ERP_ADMIN = "erp-admin", "ERP Admin (erp-admin)"
+    ERP_LIM = "erp-lim", "ERP Limited (erp-lim)"
+
+class Duration(models.TextChoices):
+    MONTHLY = "monthly", "monthly"
+    YEARLY = "yearly", "yearly"
+
+class Action(models.TextChoices):
+    PLACE = "place", "place"
+    RENEW = "renew", "renew"
+    CANCEL = "cancel", "cancel"
+    SUSPEND = "suspend", "suspend"
+
+
+class Order(Provisioned):
+    """An order as OneOffice holds it under `number`.
+
+    A first order (no parent) is also the subscription: every later call names it, and it
+    carries the subscription's status and `current_term_end`. A renewal points at it.
+    """
+
+    Status = OrderStatus
+    Product = Product
+    Duration = Duration
+    Action = Action
+
+    number = models.CharField(
+        "order id",
+        max_length=MAX_LENGTH,
+        unique=True,
+        blank=True,
+        validators=[validate_remote_id],
+        help_text="Sent to OneOffice as the order's id. Left blank, one is generated.",
+    )
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="orders"
+    )
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="renewals",
+        editable=False,
+        help_text="The first order this renews; empty for a first order.",
+    )
+    product = models.CharField(max_length=16, choices=Product.choices)
+    licenses = models.PositiveIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_LICENSES)]
+    )
+    duration = models.CharField(max_length=16, choices=Duration.choices)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.DRAFT, editable=False, db_index=True
+    )
+    pending_action = models.CharField(
+        max_length=16, choices=Action.choices, blank=True, editable=False
+    )
+    term_start = models.DateField(null=True, blank=True, editable=False)
+    term_end = models.DateField(null=True, blank=True, editable=False)
+    current_term_end = models.DateField(
+        null=True,
+        blank=True,
+        editable=False,
+        db_index=True,
+        help_text="End of the subscription's latest confirmed term (first orders only).",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [
+            ("place_order", "Can place orders on OneOffice"),
+            ("renew_order", "Can renew subscriptions on OneOffice"),
+            ("suspend_order", "Can suspend subscriptions on OneOffice"),
+            ("cancel_order", "Can cancel subscriptions on OneOffice"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(licenses__gte=1, licenses__lte=MAX_LICENSES),
+                name="order_licenses_in_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(product__in=Product.values), name="order_product_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(duration__in=Duration.values), name="order_duration_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=OrderStatus.values), name="order_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="pending") | Q(pending_action=""),
+                name="order_pending_action_only_when_pending",
+            ),
+            models.CheckConstraint(
+                condition=Q(parent__isnull=True) | Q(current_term_end__isnull=True),
+                name="order_current_term_end_on_first_orders",
+            ),
+            models.CheckConstraint(condition=~Q(parent=F("id")), name="order_not_own_parent"),
+            models.CheckConstraint(condition=~Q(number=""), name="order_number_not_blank"),
+            # One renewal in flight per subscription: a second click cannot make a second one.
+            models.UniqueConstraint(
+                fields=["parent"],
+                condition=Q(status="pending"),
+                name="order_one_pending_renewal",
+                violation_error_message="A renewal of this subscription is already in progress.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    def save(self, *args, **kwargs):
+        # The id must exist before the first vendor call, so a retry can reuse it.
+        if not self.number:
+            self.number = new_id("O")
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "number"}
+        super().save(*args, **kwargs)
+
+    def clean(self):
+        super().clean()
+        if self.parent_id is not None:
+            if self.parent.parent_id is not None:
+                raise ValidationError({"parent": "A renewal must point at a first order."})
+            if self.customer_id != self.parent.customer_id:
+                raise ValidationError({"parent": "A renewal belongs to its first order's customer."})
+
+    @property
+    def is_first_order(self) -> bool:
+        return self.parent_id is None
+
+    @property
+    def subscription(self) -> "Order":
+        return self if self.parent_id is None else self.parent
+
+    @property
+    def is_editable(self) -> bool:
+        """Whether what we send when placing the order may still change."""
+        return self.is_first_order and self.status in {self.Status.DRAFT, self.Status.FAILED}

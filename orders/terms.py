@@ -1,0 +1,34 @@
+"""Term arithmetic, as OneOffice does it: calendar months and years, clamped to month end."""
+
+import calendar
+from datetime import date
+
+MONTHLY = "monthly"
+YEARLY = "yearly"
+
+
+def add_months(day: date, months: int) -> date:
+    """`day` moved by whole calendar months; Jan 31 + 1 month is Feb 28 (29 in leap years)."""
+    index = day.year * 12 + (day.month - 1) + months
+    year, month = divmod(index, 12)
+    month += 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def term_end(start: date, duration: str) -> date:
+    """The end of a term starting on `start`; it is also the next term's start."""
+    if duration == MONTHLY:
+        return add_months(start, 1)
+    if duration == YEARLY:
+        return add_months(start, 12)
+    raise ValueError(f"unknown duration {duration!r}")
+
+
+def renewal_start(current_term_end: date, today: date) -> date:
+    """A renewal continues the current term, or starts today when that term has expired."""
+    return max(current_term_end, today)
+
+
+def days_left(current_term_end: date, today: date) -> int:
+    """Whole days from `today` to the end of the term (negative once it has lapsed)."""
+    return (current_term_end - today).days
