@@ -1,0 +1,220 @@
+"""The call log admin, and the machinery customer and order admins share to run provisioning.
+
+Admin code here only calls `portal.provisioning` and turns its errors into messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from portal import provisioning
+from portal.models import ProvisioningCall
+
+
+@dataclass(frozen=True)
+class Provisioning:
+    """One provisioning action as the admin offers it: a bulk action and a change-page button."""
+
+    name: str
+    label: str
+    perms: tuple[str, ...]
+    run: Callable[..., object]
+    possible: Callable[[object], bool]
+    confirm: Callable[[object], str] | None = None
+    done: str = "done"
+    # The permission one object needs, when it depends on the object (retry); else perms[0].
+    object_perm: Callable[[object], str] | None = None
+
+    def permission(self, obj) -> str:
+        return self.object_perm(obj) if self.object_perm else self.perms[0]
+
+
+def report(request: HttpRequest, modeladmin: admin.ModelAdmin, action: Provisioning, obj) -> bool:
+    """Run one action on one object and tell the user what happened to it."""
+    if not request.user.has_perm(action.permission(obj)):
+        modeladmin.message_user(
+            request, f"{obj}: not sent. You may not {action.label.lower()}.", messages.ERROR
+        )
+        return False
+    try:
+        result = action.run(obj, by=request.user)
+    except provisioning.VendorRefused as exc:
+        modeladmin.message_user(request, str(exc), messages.ERROR)
+    except provisioning.OutcomeUnknown as exc:
+        modeladmin.message_user(request, f"Outcome unknown. {exc}", messages.WARNING)
+    except provisioning.StillPending as exc:
+        modeladmin.message_user(request, f"Not sent yet. {exc}", messages.WARNING)
+    except provisioning.ProvisioningError as exc:
+        modeladmin.message_user(request, f"{obj}: not sent. {exc}", messages.ERROR)
+    else:
+        modeladmin.message_user(
+            request, f"{result}: {action.done} ({result.get_status_display()}).", messages.SUCCESS
+        )
+        return True
+    return False
+
+
+class ProvisioningAdminMixin:
+    """Adds bulk actions, change-page buttons and confirmation pages for `provisioning`."""
+
+    provisioning: tuple[Provisioning, ...] = ()
+    change_form_template = "admin/portal/provisioning_change_form.html"
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        for action in self.provisioning:
+            if self._may_ever(request, action):
+                actions[f"{action.name}_selected"] = (
+                    self._bulk(action),
+                    f"{action.name}_selected",
+                    f"{action.label} (selected)",
+                )
+        return actions
+
+    def _may_ever(self, request, action: Provisioning) -> bool:
+        return any(request.user.has_perm(perm) for perm in action.perms)
+
+    def _bulk(self, action: Provisioning):
+        def run_selected(modeladmin, request, queryset):
+            objects = list(queryset)
+            if action.confirm and request.POST.get("post") != "yes":
+                return self._confirmation(request, action, objects, bulk=True)
+            for obj in objects:
+                report(request, modeladmin, action, obj)
+            return None
+
+        return run_selected
+
+    def get_urls(self):
+        opts = self.model._meta
+        return [
+            path(
+                "<path:object_id>/oneoffice/<slug:name>/",
+                self.admin_site.admin_view(self.provisioning_view),
+                name=f"{opts.app_label}_{opts.model_name}_provision",
+            ),
+            *super().get_urls(),
+        ]
+
+    def provisioning_view(self, request, object_id: str, name: str):
+        action = next((a for a in self.provisioning if a.name == name), None)
+        obj = get_object_or_404(self.get_queryset(request), pk=object_id)
+        if action is None:
+            raise PermissionDenied
+        if not request.user.has_perm(action.permission(obj)):
+            raise PermissionDenied
+        if request.method == "GET" and action.confirm:
+            return self._confirmation(request, action, [obj], bulk=False)
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        report(request, self, action, obj)
+        opts = self.model._meta
+        return HttpResponseRedirect(
+            reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+        )
+
+    def _confirmation(self, request, action: Provisioning, objects: list, *, bulk: bool):
+        opts = self.model._meta
+        return TemplateResponse(
+            request,
+            "admin/portal/confirm_provisioning.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"{action.label}: are you sure?",
+                "opts": opts,
+                "action": action,
+                "items": [(obj, action.confirm(obj)) for obj in objects],
+                "bulk": bulk,
+                "action_name": f"{action.name}_selected",
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
+                "post_url": None
+                if bulk
+                else reverse(
+                    f"admin:{opts.app_label}_{opts.model_name}_provision",
+                    args=[objects[0].pk, action.name],
+                ),
+            },
+        )
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        buttons = []
+        if obj is not None:
+            opts = self.model._meta
+            for action in self.provisioning:
+                if action.possible(obj) and request.user.has_perm(action.permission(obj)):
+                    url = reverse(
+                        f"admin:{opts.app_label}_{opts.model_name}_provision",
+                        args=[obj.pk, action.name],
+                    )
+                    buttons.append({"action": action, "url": url})
+        context["provisioning_buttons"] = buttons
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+def call_log_link(obj, **filters) -> str:
+    """A link to the call log, filtered to one customer or order."""
+    query = "&".join(f"{key}={value}" for key, value in filters.items())
+    url = reverse("admin:portal_provisioningcall_changelist") + "?" + query
+    return format_html('<a href="{}">OneOffice calls</a>', url)
+
+
+class NeedsAttentionFilter(admin.SimpleListFilter):
+    """Pending objects no request is working on: an unsettled or unsent call waits on them."""
+
+    title = "needs attention"
+    parameter_name = "attention"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Needs attention")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(status="pending").filter(
+                Q(lease_until__isnull=True) | Q(lease_until__lt=timezone.now())
+            )
+        return queryset
+
+
+@admin.register(ProvisioningCall)
+class ProvisioningCallAdmin(admin.ModelAdmin):
+    list_display = [
+        "started_at",
+        "method",
+        "outcome",
+        "customer",
+        "order",
+        "attempt",
+        "http_status",
+        "duration_ms",
+        "triggered_by_label",
+    ]
+    list_filter = ["method", "outcome", "settled_earlier"]
+    list_select_related = ["customer", "order", "triggered_by"]
+    search_fields = ["customer__code", "customer__name", "order__number", "error"]
+    date_hierarchy = "started_at"
+    readonly_fields = [f.name for f in ProvisioningCall._meta.fields]
+
+    @admin.display(description="triggered by")
+    def triggered_by_label(self, obj):
+        return obj.triggered_by_label
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
