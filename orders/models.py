@@ -3,7 +3,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 
+from orders import terms
 from portal.ids import MAX_LENGTH, new_id, validate_remote_id
 from portal.models import Provisioned
 
@@ -162,6 +164,13 @@ class Order(Provisioned):
     @property
     def subscription(self) -> "Order":
         return self if self.parent_id is None else self.parent
+
+    @property
+    def days_left(self) -> int | None:
+        """Days from today (DJANGO_TIME_ZONE) to the subscription's current term end."""
+        if self.current_term_end is None:
+            return None
+        return terms.days_left(self.current_term_end, timezone.localdate())
 
     @property
     def is_editable(self) -> bool:

@@ -1,7 +1,13 @@
 """Test settings: the base settings with what a test run needs changed."""
 
+import os
+
 from portal.settings import *  # noqa: F403
-from portal.settings import Q_CLUSTER
+from portal.settings import DATABASES, Q_CLUSTER, VAR_DIR
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not memory, so threads in race tests share it; one per run, so runs can overlap.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 
 # Tasks run inline; tests that need a real cluster start one themselves.
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}

@@ -1,0 +1,54 @@
+"""Read-only queries about orders. The renewal window is defined here and nowhere else."""
+
+from datetime import date, timedelta
+
+from django.conf import settings
+from django.db.models import Case, Q, QuerySet, Value, When
+from django.utils import timezone
+
+from orders.models import Order
+
+DUE = "due"
+LAPSED = "lapsed"
+NOT_YET_DUE = "not-yet-due"
+
+_RENEWABLE = [Order.Status.ACTIVE, Order.Status.SUSPENDED]
+
+
+def renewal_window(*, today: date | None = None, days: int | None = None) -> tuple[date, date]:
+    """(today, last day of the window) in DJANGO_TIME_ZONE."""
+    today = today or timezone.localdate()
+    days = settings.ONEOFFICE_RENEWAL_WINDOW_DAYS if days is None else days
+    return today, today + timedelta(days=days)
+
+
+def renewal_state_q(state: str, *, today: date | None = None, days: int | None = None) -> Q:
+    """The predicate for one renewal state of subscriptions (first orders)."""
+    today, last = renewal_window(today=today, days=days)
+    subscription = Q(parent__isnull=True, current_term_end__isnull=False)
+    if state == DUE:
+        return subscription & Q(
+            status__in=_RENEWABLE, current_term_end__gte=today, current_term_end__lte=last
+        )
+    if state == LAPSED:
+        return subscription & Q(current_term_end__lt=today) & ~Q(status=Order.Status.CANCELLED)
+    if state == NOT_YET_DUE:
+        return subscription & Q(status__in=_RENEWABLE, current_term_end__gt=last)
+    raise ValueError(f"unknown renewal state {state!r}")
+
+
+def order_list_due_for_renewal(
+    *, today: date | None = None, days: int | None = None
+) -> QuerySet[Order]:
+    """Subscriptions due (term ends within the window) or lapsed (ended, not cancelled),
+    soonest first, annotated with `renewal_state`. One query on the indexed term end."""
+    due = renewal_state_q(DUE, today=today, days=days)
+    lapsed = renewal_state_q(LAPSED, today=today, days=days)
+    return (
+        Order.objects.filter(due | lapsed)
+        .select_related("customer", "customer__account_manager")
+        .annotate(
+            renewal_state=Case(When(lapsed, then=Value(LAPSED)), default=Value(DUE))
+        )
+        .order_by("current_term_end", "number")
+    )
