@@ -84,7 +84,9 @@ TEMPLATES = [
 
 # Database: SQLite under var/ unless DATABASE_URL says otherwise.
 DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'portal.sqlite3'}"),
+    "default": env.db_url_config(
+        env.str("DATABASE_URL", default="") or f"sqlite:///{VAR_DIR / 'portal.sqlite3'}"
+    ),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (web, cluster workers) write at once: WAL lets readers run beside a
@@ -119,7 +121,7 @@ STORAGES = {
 }
 
 # Email: console locally, SMTP (or anything django-environ understands) via EMAIL_URL.
-vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+vars().update(env.email_url_config(env.str("EMAIL_URL", default="") or "consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="OneOffice portal <portal@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 MANAGERS_EMAIL = env.str("MANAGERS_EMAIL", default="managers@localhost")
