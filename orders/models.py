@@ -20,6 +20,7 @@ class OrderStatus(models.TextChoices):
     CANCELLED = "cancelled", "cancelled"
     FAILED = "failed", "failed"
 
+
 class Product(models.TextChoices):
     OO_LITE = "oo-lite", "OneOffice Lite (oo-lite)"
     OO_STD = "oo-std", "OneOffice Standard (oo-std)"
@@ -28,9 +29,11 @@ class Product(models.TextChoices):
     ERP_ADMIN = "erp-admin", "ERP Admin (erp-admin)"
     ERP_LIM = "erp-lim", "ERP Limited (erp-lim)"
 
+
 class Duration(models.TextChoices):
     MONTHLY = "monthly", "monthly"
     YEARLY = "yearly", "yearly"
+
 
 class Action(models.TextChoices):
     PLACE = "place", "place"
@@ -104,6 +107,7 @@ class Order(Provisioned):
             ("renew_order", "Can renew subscriptions on OneOffice"),
             ("suspend_order", "Can suspend subscriptions on OneOffice"),
             ("cancel_order", "Can cancel subscriptions on OneOffice"),
+            ("export_order", "Can export the order list"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -155,7 +159,9 @@ class Order(Provisioned):
             if self.parent.parent_id is not None:
                 raise ValidationError({"parent": "A renewal must point at a first order."})
             if self.customer_id != self.parent.customer_id:
-                raise ValidationError({"parent": "A renewal belongs to its first order's customer."})
+                raise ValidationError(
+                    {"parent": "A renewal belongs to its first order's customer."}
+                )
 
     @property
     def is_first_order(self) -> bool:

@@ -28,6 +28,7 @@ ROLES: dict[str, list[str]] = {
         "orders.renew_order",
         "orders.suspend_order",
         "orders.cancel_order",
+        "orders.export_order",
     ],
     # Managers read everything, export and see the dashboard; they provision nothing.
     MANAGERS: [*_VIEW_ALL, "orders.export_order", "orders.resend_reminder"],
