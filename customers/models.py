@@ -79,6 +79,11 @@ class Customer(Provisioned):
                 kwargs["update_fields"] = {*kwargs["update_fields"], "code"}
         super().save(*args, **kwargs)
 
+    def clean(self):
+        super().clean()
+        if not self.code:
+            self.code = new_id("C")
+
     @property
     def is_editable(self) -> bool:
         """Whether what we send on registration may still change."""

@@ -155,6 +155,8 @@ class Order(Provisioned):
 
     def clean(self):
         super().clean()
+        if not self.number:
+            self.number = new_id("O")
         if self.parent_id is not None:
             if self.parent.parent_id is not None:
                 raise ValidationError({"parent": "A renewal must point at a first order."})

@@ -59,9 +59,9 @@ def report(request: HttpRequest, modeladmin: admin.ModelAdmin, action: Provision
     except provisioning.ProvisioningError as exc:
         modeladmin.message_user(request, f"{obj}: not sent. {exc}", messages.ERROR)
     else:
-        modeladmin.message_user(
-            request, f"{result}: {action.done} ({result.get_status_display()}).", messages.SUCCESS
-        )
+        status = result.get_status_display()
+        now = "" if status == action.done else f", now {status}"
+        modeladmin.message_user(request, f"{result}: {action.done}{now}.", messages.SUCCESS)
         return True
     return False
 

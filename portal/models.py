@@ -27,11 +27,11 @@ class ProvisioningCall(models.Model):
     """One attempt at one OneOffice call: written before the request, completed after it."""
 
     class Method(models.TextChoices):
-        CREATE_CUSTOMER = "createCustomer"
-        CREATE_FIRST_ORDER = "createFirstOrder"
-        CREATE_RENEWAL_ORDER = "createRenewalOrder"
-        CANCEL_ORDER = "cancelOrder"
-        SUSPEND_ORDER = "suspendOrder"
+        CREATE_CUSTOMER = "createCustomer", "createCustomer"
+        CREATE_FIRST_ORDER = "createFirstOrder", "createFirstOrder"
+        CREATE_RENEWAL_ORDER = "createRenewalOrder", "createRenewalOrder"
+        CANCEL_ORDER = "cancelOrder", "cancelOrder"
+        SUSPEND_ORDER = "suspendOrder", "suspendOrder"
 
     class Outcome(models.TextChoices):
         IN_FLIGHT = "in-flight", "in flight"
