@@ -184,3 +184,80 @@ class Order(Provisioned):
     def is_editable(self) -> bool:
         """Whether what we send when placing the order may still change."""
         return self.is_first_order and self.status in {self.Status.DRAFT, self.Status.FAILED}
+
+
+class ReminderRun(models.Model):
+    """One run of the daily renewal reminder job: what it found and what it sent."""
+
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    due_count = models.PositiveIntegerField("due", default=0)
+    lapsed_count = models.PositiveIntegerField("lapsed", default=0)
+    sent_count = models.PositiveIntegerField(
+        "reminders sent", default=0, help_text="Subscriptions reminded by this run."
+    )
+    emails_sent = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        verbose_name = "reminder run"
+
+    def __str__(self) -> str:
+        return f"reminder run {timezone.localtime(self.started_at):%Y-%m-%d %H:%M}"
+
+
+class RenewalReminder(models.Model):
+    """A renewal reminder for one subscription's term.
+
+    The row is written before the email is sent, and only one regular (not forced) reminder may
+    exist per subscription and term: that is what stops two runs, even on two clusters at
+    once, from reminding the same term twice. Forced re-sends from the admin are extra rows.
+    """
+
+    subscription = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="reminders")
+    term_end = models.DateField(help_text="The term end this reminder was about.")
+    run = models.ForeignKey(
+        ReminderRun,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reminders",
+        help_text="Empty for a re-send from the admin.",
+    )
+    sent_at = models.DateTimeField(
+        null=True, blank=True, help_text="Empty while the email has not gone out."
+    )
+    recipients = models.TextField(blank=True)
+    forced = models.BooleanField(
+        "re-sent by hand", default=False, help_text="Sent again from the admin."
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("resend_reminder", "Can re-send renewal reminders")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "term_end"],
+                condition=Q(forced=False),
+                name="renewal_reminder_once_per_term",
+            ),
+        ]
+        indexes = [models.Index(fields=["subscription", "sent_at"])]
+
+    def __str__(self) -> str:
+        return f"reminder for {self.subscription_id} (term ends {self.term_end:%Y-%m-%d})"
+
+
+class RenewalDue(Order):
+    """Subscriptions due for renewal, as the admin's "Renewals due" page lists them."""
+
+    class Meta:
+        proxy = True
+        default_permissions = ()
+        verbose_name = "renewal due"
+        verbose_name_plural = "renewals due"

@@ -23,7 +23,12 @@ def renewal_window(*, today: date | None = None, days: int | None = None) -> tup
 
 
 def renewal_state_q(state: str, *, today: date | None = None, days: int | None = None) -> Q:
-    """The predicate for one renewal state of subscriptions (first orders)."""
+    """The predicate for one renewal state of subscriptions (first orders, active or suspended).
+
+    The three states split those subscriptions: due (the term ends today or within the window),
+    lapsed (it ended before today), not yet due. Cancelled subscriptions are in none, and so
+    are those with a cancel or suspend still pending: nobody can renew them until it settles.
+    """
     today, last = renewal_window(today=today, days=days)
     subscription = Q(parent__isnull=True, current_term_end__isnull=False)
     if state == DUE:
@@ -31,7 +36,7 @@ def renewal_state_q(state: str, *, today: date | None = None, days: int | None =
             status__in=_RENEWABLE, current_term_end__gte=today, current_term_end__lte=last
         )
     if state == LAPSED:
-        return subscription & Q(current_term_end__lt=today) & ~Q(status=Order.Status.CANCELLED)
+        return subscription & Q(status__in=_RENEWABLE, current_term_end__lt=today)
     if state == NOT_YET_DUE:
         return subscription & Q(status__in=_RENEWABLE, current_term_end__gt=last)
     raise ValueError(f"unknown renewal state {state!r}")
@@ -40,15 +45,17 @@ def renewal_state_q(state: str, *, today: date | None = None, days: int | None =
 def order_list_due_for_renewal(
     *, today: date | None = None, days: int | None = None
 ) -> QuerySet[Order]:
-    """Subscriptions due (term ends within the window) or lapsed (ended, not cancelled),
+    """Subscriptions due (term ends within the window) or lapsed (ended, not renewed),
     soonest first, annotated with `renewal_state`. One query on the indexed term end."""
-    due = renewal_state_q(DUE, today=today, days=days)
-    lapsed = renewal_state_q(LAPSED, today=today, days=days)
+    today, last = renewal_window(today=today, days=days)
+    # DUE | LAPSED, written as one range on the term end so the index serves it.
     return (
-        Order.objects.filter(due | lapsed)
+        Order.objects.filter(parent__isnull=True, status__in=_RENEWABLE, current_term_end__lte=last)
         .select_related("customer", "customer__account_manager")
         .annotate(
-            renewal_state=Case(When(lapsed, then=Value(LAPSED)), default=Value(DUE))
+            renewal_state=Case(
+                When(current_term_end__lt=today, then=Value(LAPSED)), default=Value(DUE)
+            )
         )
         .order_by("current_term_end", "number")
     )
