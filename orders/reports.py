@@ -1,0 +1,129 @@
+"""Figures for managers. Each function is one aggregate query, whatever the number of orders."""
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.utils import timezone
+
+from customers.models import Customer
+from orders import selectors
+from orders.models import Order
+
+RENEWABLE = [Order.Status.ACTIVE, Order.Status.SUSPENDED]
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str
+    label: str
+    count: int
+    licenses: int = 0
+
+
+@dataclass(frozen=True)
+class Week:
+    start: date
+    end: date
+    count: int
+    licenses: int
+
+
+def needs_attention_q(*, now: datetime) -> Q:
+    """Pending with no request holding the lease: an unsettled or unsent call waits on it.
+
+    The same predicate as portal.admin.NeedsAttentionFilter, so counts match the lists."""
+    return Q(status="pending") & (Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+
+
+def subscription_needs_attention_q(*, now: datetime) -> Q:
+    """A subscription (first order) that needs attention itself or through a stuck renewal."""
+    stuck_renewal = Order.objects.filter(needs_attention_q(now=now), parent=OuterRef("pk"))
+    return Q(parent__isnull=True) & (needs_attention_q(now=now) | Q(Exists(stuck_renewal)))
+
+
+def order_count_by_status() -> list[Figure]:
+    """Subscriptions per status, every status listed (zero when none)."""
+    rows = (
+        Order.objects.filter(parent__isnull=True)
+        .order_by()
+        .values("status")
+        .annotate(count=Count("id"))
+    )
+    counts = {row["status"]: row["count"] for row in rows}
+    return [Figure(value, label, counts.get(value, 0)) for value, label in Order.Status.choices]
+
+
+def order_licenses_by_product() -> list[Figure]:
+    """Licenses and subscriptions per product, over active and suspended subscriptions."""
+    rows = (
+        Order.objects.filter(parent__isnull=True, status__in=RENEWABLE)
+        .order_by()
+        .values("product")
+        .annotate(count=Count("id"), licenses=Sum("licenses"))
+    )
+    by_product = {row["product"]: row for row in rows}
+    return [
+        Figure(
+            value,
+            label,
+            by_product.get(value, {}).get("count", 0),
+            by_product.get(value, {}).get("licenses") or 0,
+        )
+        for value, label in Order.Product.choices
+    ]
+
+
+def order_renewals_per_week(*, today: date | None = None, weeks: int = 8) -> list[Week]:
+    """Active and suspended subscriptions whose current term ends in each of the next
+    `weeks` weeks, the first starting today (DJANGO_TIME_ZONE)."""
+    today = today or timezone.localdate()
+    last = today + timedelta(days=7 * weeks - 1)
+    # At most 7 * weeks rows come back: the database groups, Python only buckets days.
+    rows = (
+        Order.objects.filter(
+            parent__isnull=True,
+            status__in=RENEWABLE,
+            current_term_end__gte=today,
+            current_term_end__lte=last,
+        )
+        .order_by()
+        .values("current_term_end")
+        .annotate(count=Count("id"), licenses=Sum("licenses"))
+    )
+    counts = [0] * weeks
+    licenses = [0] * weeks
+    for row in rows:
+        index = (row["current_term_end"] - today).days // 7
+        counts[index] += row["count"]
+        licenses[index] += row["licenses"] or 0
+    return [
+        Week(
+            start=today + timedelta(days=7 * i),
+            end=today + timedelta(days=7 * i + 6),
+            count=counts[i],
+            licenses=licenses[i],
+        )
+        for i in range(weeks)
+    ]
+
+
+def order_renewal_state_counts(*, today: date | None = None) -> dict[str, int]:
+    """How many subscriptions are due for renewal now and how many have lapsed."""
+    today = today or timezone.localdate()
+    due = selectors.renewal_state_q(selectors.DUE, today=today)
+    lapsed = selectors.renewal_state_q(selectors.LAPSED, today=today)
+    _, last = selectors.renewal_window(today=today)
+    # Both states end on or before the window's last day: the term-end index narrows the scan.
+    return Order.objects.filter(current_term_end__lte=last).aggregate(
+        due=Count("id", filter=due), lapsed=Count("id", filter=lapsed)
+    )
+
+
+def needs_attention_counts(*, now: datetime | None = None) -> dict[str, int]:
+    """Customers and subscriptions the 'needs attention' filters of their lists show."""
+    now = now or timezone.now()
+    return {
+        "customers": Customer.objects.filter(needs_attention_q(now=now)).count(),
+        "orders": Order.objects.filter(subscription_needs_attention_q(now=now)).count(),
+    }
