@@ -1,0 +1,606 @@
+"""The admin for sales staff: actions posted to the changelist, change-page buttons posted to
+their URLs, confirmation pages, read-only fields, the call log and the sandbox banner."""
+
+from datetime import UTC, date, datetime
+
+import pytest
+import time_machine
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.urls import reverse
+
+from customers.models import Customer
+from orders.admin import RenewalInline
+from orders.models import Order
+from portal import provisioning
+from portal.models import ProvisioningCall
+from tests.factories import CustomerFactory, OrderFactory
+
+pytestmark = pytest.mark.django_db
+
+CUSTOMERS = reverse("admin:customers_customer_changelist")
+ORDERS = reverse("admin:orders_order_changelist")
+CALLS = reverse("admin:portal_provisioningcall_changelist")
+
+
+def travel(year: int, month: int, day: int):
+    return time_machine.travel(datetime(year, month, day, 12, tzinfo=UTC), tick=False)
+
+
+@pytest.fixture(autouse=True)
+def utc(settings):
+    settings.TIME_ZONE = "UTC"
+
+
+@pytest.fixture
+def staff(client, sales_user, settings):
+    # Tests travel to dates years away from the login; the session must outlive that.
+    settings.SESSION_COOKIE_AGE = 20 * 365 * 24 * 3600
+    client.force_login(sales_user)
+    return client
+
+
+def _messages(response) -> list[tuple[str, str]]:
+    return [(m.level_tag, str(m)) for m in response.context["messages"]]
+
+
+def _button(obj, name: str) -> str:
+    opts = obj._meta
+    return reverse(f"admin:{opts.app_label}_{opts.model_name}_provision", args=[obj.pk, name])
+
+
+def _change(obj) -> str:
+    opts = obj._meta
+    return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+
+
+def _bulk(client, url: str, action: str, *objects, **extra):
+    data = {"action": action, ACTION_CHECKBOX_NAME: [o.pk for o in objects], "index": 0, **extra}
+    return client.post(url, data, follow=True)
+
+
+def _buttons(response) -> list[str]:
+    return [button["action"].name for button in response.context["provisioning_buttons"]]
+
+
+def _subscription(day: date) -> Order:
+    with travel(day.year, day.month, day.day):
+        customer = provisioning.customer_register(customer=CustomerFactory())
+        return provisioning.order_place(order=OrderFactory(customer=customer))
+
+
+def _order_in(sandbox, customer, state: str) -> Order:
+    order = OrderFactory(customer=customer)
+    if state == "pending":
+        sandbox.inject("createFirstOrder", "500-after")
+        with pytest.raises(provisioning.OutcomeUnknown):
+            provisioning.order_place(order=order)
+    elif state == "failed":
+        sandbox.inject("createFirstOrder", "respond", status=400, body='"no"')
+        with pytest.raises(provisioning.VendorRefused):
+            provisioning.order_place(order=order)
+    elif state != "draft":
+        provisioning.order_place(order=order)
+        if state == "suspended":
+            provisioning.order_suspend(order=order)
+        elif state == "cancelled":
+            provisioning.order_cancel(order=order)
+    order.refresh_from_db()
+    assert order.status == state
+    return order
+
+
+# Customers ------------------------------------------------------------------------------------
+
+
+def test_register_selected_registers_and_reports(staff, sandbox, sales_user):
+    customer = CustomerFactory()
+
+    response = _bulk(staff, CUSTOMERS, "register_selected", customer)
+
+    assert response.redirect_chain[-1][0] == CUSTOMERS
+    assert _messages(response) == [("success", f"{customer}: registered.")]
+    customer.refresh_from_db()
+    assert customer.status == Customer.Status.REGISTERED
+    assert customer.code in sandbox.snapshot()["customers"]
+    assert ProvisioningCall.objects.get().triggered_by == sales_user
+
+
+def test_register_button_registers_and_returns_to_the_change_page(staff, sandbox):
+    customer = CustomerFactory()
+
+    response = staff.post(_button(customer, "register"), follow=True)
+
+    assert response.redirect_chain == [(_change(customer), 302)]
+    assert _messages(response) == [("success", f"{customer}: registered.")]
+    customer.refresh_from_db()
+    assert customer.status == Customer.Status.REGISTERED
+    assert customer.oneoffice_id == "1"
+
+
+def test_register_button_shows_the_vendors_refusal(staff, sandbox):
+    customer = CustomerFactory()
+    sandbox.inject("createCustomer", "respond", status=400, body='"admin email is blocked"')
+
+    response = staff.post(_button(customer, "register"), follow=True)
+
+    [(level, text)] = _messages(response)
+    assert level == "error"
+    assert "admin email is blocked" in text
+    customer.refresh_from_db()
+    assert (customer.status, customer.last_error) == ("failed", "admin email is blocked")
+
+
+def test_register_button_reports_invalid_fields_without_sending(staff, sandbox):
+    customer = CustomerFactory(admin_email="not-an-email")
+
+    response = staff.post(_button(customer, "register"), follow=True)
+
+    [(level, text)] = _messages(response)
+    assert level == "error"
+    assert text.startswith(f"{customer}: not sent.")
+    assert "Admin email:" in text
+    assert sandbox.requests == []
+    customer.refresh_from_db()
+    assert customer.status == Customer.Status.DRAFT
+
+
+def test_register_button_reports_an_unknown_outcome_as_a_warning(staff, sandbox):
+    customer = CustomerFactory()
+    sandbox.inject("createCustomer", "500-after")
+
+    response = staff.post(_button(customer, "register"), follow=True)
+
+    [(level, text)] = _messages(response)
+    assert level == "warning"
+    assert text.startswith("Outcome unknown.")
+    customer.refresh_from_db()
+    assert customer.status == Customer.Status.PENDING
+    assert _buttons(response) == ["retry"]
+
+
+def test_register_button_reports_an_unsent_call_as_a_warning(staff, sandbox):
+    customer = CustomerFactory()
+    sandbox.refuse_connections()
+
+    response = staff.post(_button(customer, "register"), follow=True)
+
+    [(level, text)] = _messages(response)
+    assert level == "warning"
+    assert text.startswith("Not sent yet.")
+    customer.refresh_from_db()
+    assert customer.status == Customer.Status.PENDING
+
+
+def test_customer_retry_button_settles_a_pending_registration(staff, sandbox):
+    customer = CustomerFactory()
+    sandbox.inject("createCustomer", "500-after")
+    staff.post(_button(customer, "register"), follow=True)
+
+    response = staff.post(_button(customer, "retry"), follow=True)
+
+    assert _messages(response) == [("success", f"{customer}: retried, now registered.")]
+    customer.refresh_from_db()
+    assert customer.status == Customer.Status.REGISTERED
+    assert ProvisioningCall.objects.filter(settled_earlier=True).count() == 1
+
+
+def test_register_button_refuses_a_get(staff, sandbox):
+    customer = CustomerFactory()
+
+    response = staff.get(_button(customer, "register"))
+
+    assert response.status_code == 405
+    assert sandbox.requests == []
+
+
+def test_provision_url_with_an_unknown_action_is_forbidden(staff, sandbox):
+    customer = CustomerFactory()
+
+    assert staff.post(_button(customer, "delete")).status_code == 403
+    assert sandbox.requests == []
+
+
+@pytest.mark.parametrize(
+    ("state", "buttons"),
+    [("draft", ["register"]), ("failed", ["register"]), ("pending", ["retry"]), ("registered", [])],
+)
+def test_customer_change_page_shows_only_the_possible_buttons(staff, sandbox, state, buttons):
+    customer = CustomerFactory()
+    if state == "failed":
+        sandbox.inject("createCustomer", "respond", status=400, body='"no"')
+    elif state == "pending":
+        sandbox.inject("createCustomer", "500-after")
+    if state != "draft":
+        staff.post(_button(customer, "register"))
+    customer.refresh_from_db()
+    assert customer.status == state
+
+    response = staff.get(_change(customer))
+
+    assert _buttons(response) == buttons
+    html = response.content.decode()
+    for name in ("register", "retry"):
+        assert (_button(customer, name) in html) is (name in buttons)
+
+
+def test_customer_change_form_keeps_status_and_mirrored_fields_read_only(staff):
+    customer = CustomerFactory()
+
+    response = staff.get(_change(customer))
+
+    form = response.context["adminform"].form
+    fixed = ["status", "oneoffice_id", "partner", "remote_created_at", "is_active"]
+    fixed += ["onboarding_url", "last_error", "attempts"]
+    for name in fixed:
+        assert name not in form.fields
+        assert name in response.context["adminform"].readonly_fields
+    assert "name" in form.fields
+
+
+def test_customer_change_form_ignores_posted_status_and_mirrored_fields(staff):
+    customer = CustomerFactory()
+    data = {
+        "code": customer.code,
+        "name": "Renamed Ltd",
+        "account_manager": "",
+        "admin_email": customer.admin_email,
+        "admin_phone": customer.admin_phone,
+        "admin_display_name": customer.admin_display_name,
+        "status": "registered",
+        "oneoffice_id": "999",
+        "onboarding_url": "https://evil.example/",
+        "_save": "Save",
+    }
+
+    response = staff.post(_change(customer), data)
+
+    assert response.status_code == 302
+    customer.refresh_from_db()
+    assert customer.name == "Renamed Ltd"
+    assert (customer.status, customer.oneoffice_id, customer.onboarding_url) == ("draft", "", "")
+
+
+def test_customer_change_form_of_a_registered_customer_is_read_only(staff, registered_customer):
+    response = staff.get(_change(registered_customer))
+
+    form = response.context["adminform"].form
+    for name in ("code", "name", "admin_email", "admin_phone", "admin_display_name"):
+        assert name not in form.fields
+
+
+def test_customer_change_page_links_to_its_calls(staff, registered_customer):
+    response = staff.get(_change(registered_customer))
+
+    assert f"{CALLS}?customer__id__exact={registered_customer.pk}" in response.content.decode()
+
+
+# Orders ---------------------------------------------------------------------------------------
+
+
+def test_place_button_places_the_order(staff, sandbox, registered_customer):
+    order = OrderFactory(customer=registered_customer)
+
+    response = staff.post(_button(order, "place"), follow=True)
+
+    assert response.redirect_chain == [(_change(order), 302)]
+    assert _messages(response) == [("success", f"{order}: placed, now active.")]
+    order.refresh_from_db()
+    assert order.status == Order.Status.ACTIVE
+    assert sandbox.snapshot()["orders"][order.number]["status"] == "active"
+
+
+def test_place_selected_reports_each_order(staff, sandbox, registered_customer):
+    placed = OrderFactory(customer=registered_customer)
+    unregistered = OrderFactory()
+
+    response = _bulk(staff, ORDERS, "place_selected", placed, unregistered)
+
+    messages = dict((text.split(":")[0], (level, text)) for level, text in _messages(response))
+    assert messages[placed.number] == ("success", f"{placed}: placed, now active.")
+    level, text = messages[unregistered.number]
+    assert level == "error"
+    assert "not sent." in text
+    assert "is not registered on OneOffice yet" in text
+    placed.refresh_from_db()
+    unregistered.refresh_from_db()
+    assert (placed.status, unregistered.status) == ("active", "draft")
+    assert [r["json"]["params"]["id"] for r in sandbox.requests[1:]] == [placed.number]
+
+
+def test_renew_button_renews_inside_the_window(staff, sandbox):
+    subscription = _subscription(date(2027, 1, 31))
+
+    with travel(2027, 2, 13):
+        response = staff.post(_button(subscription, "renew"), follow=True)
+
+    renewal = subscription.renewals.get()
+    assert _messages(response) == [("success", f"{renewal}: renewed, now active.")]
+    subscription.refresh_from_db()
+    assert subscription.current_term_end == date(2027, 3, 28)
+
+
+def test_renew_button_explains_a_refusal_outside_the_window(staff, sandbox):
+    subscription = _subscription(date(2027, 1, 31))
+    sent = len(sandbox.requests)
+
+    with travel(2027, 2, 12):
+        response = staff.post(_button(subscription, "renew"), follow=True)
+
+    [(level, text)] = _messages(response)
+    assert level == "error"
+    assert f"{subscription}: not sent." in text
+    assert "16 days left" in text
+    assert len(sandbox.requests) == sent
+    assert not subscription.renewals.exists()
+
+
+def test_renew_selected_reports_each_subscription(staff, sandbox):
+    due = _subscription(date(2027, 1, 31))
+    early = _subscription(date(2027, 2, 10))
+
+    with travel(2027, 2, 20):
+        response = _bulk(staff, ORDERS, "renew_selected", due, early)
+
+    texts = [text for _, text in _messages(response)]
+    assert len(texts) == 2
+    assert any("renewed" in t and due.renewals.get().number in t for t in texts)
+    assert any(t.startswith(f"{early}: not sent.") and "days left" in t for t in texts)
+    assert not early.renewals.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "state", "done", "words"),
+    [
+        ("suspend", "active", "suspended", "OneOffice has no resume call"),
+        ("cancel", "active", "cancelled", "licenses are not refunded"),
+        ("cancel", "suspended", "cancelled", "licenses are not refunded"),
+    ],
+)
+def test_confirmation_button_asks_first_then_acts_on_post(
+    staff, sandbox, registered_customer, name, state, done, words
+):
+    order = _order_in(sandbox, registered_customer, state)
+    sent = len(sandbox.requests)
+
+    page = staff.get(_button(order, name))
+
+    assert page.status_code == 200
+    assert "admin/portal/confirm_provisioning.html" in [t.name for t in page.templates]
+    html = page.content.decode()
+    assert words in html
+    assert f"{order.number} for {registered_customer.name}: 20 × oo-std, monthly" in html
+    assert f'action="{_button(order, name)}"' in html
+    assert len(sandbox.requests) == sent
+    order.refresh_from_db()
+    assert order.status == state
+
+    response = staff.post(_button(order, name), follow=True)
+
+    assert response.redirect_chain == [(_change(order), 302)]
+    [(level, text)] = _messages(response)
+    assert (level, text) == ("success", f"{order}: {done}.")
+    order.refresh_from_db()
+    assert order.status == done
+    assert sandbox.snapshot()["orders"][order.number]["status"] == done
+
+
+@pytest.mark.parametrize(("action", "done"), [("suspend", "suspended"), ("cancel", "cancelled")])
+def test_bulk_suspend_and_cancel_ask_first_then_act_on_post_yes(
+    staff, sandbox, registered_customer, action, done
+):
+    orders = [_order_in(sandbox, registered_customer, "active") for _ in range(2)]
+    sent = len(sandbox.requests)
+
+    page = _bulk(staff, ORDERS, f"{action}_selected", *orders)
+
+    assert page.redirect_chain == []
+    assert "admin/portal/confirm_provisioning.html" in [t.name for t in page.templates]
+    html = page.content.decode()
+    for order in orders:
+        assert f"{order.number} for" in html
+        assert f'name="{ACTION_CHECKBOX_NAME}" value="{order.pk}"' in html
+    assert 'name="post" value="yes"' in html
+    assert len(sandbox.requests) == sent
+    assert set(Order.objects.values_list("status", flat=True)) == {"active"}
+
+    data = {"action": f"{action}_selected", ACTION_CHECKBOX_NAME: [o.pk for o in orders]}
+    response = staff.post(ORDERS, {**data, "post": "yes"}, follow=True)
+
+    assert sorted(_messages(response)) == sorted(
+        ("success", f"{order}: {done}.") for order in orders
+    )
+    assert set(Order.objects.values_list("status", flat=True)) == {done}
+
+
+def test_cancel_button_shows_the_vendors_refusal_and_restores_the_status(
+    staff, sandbox, active_order
+):
+    sandbox.inject("cancelOrder", "respond", status=409, body='{"error": "order is locked"}')
+
+    response = staff.post(_button(active_order, "cancel"), follow=True)
+
+    [(level, text)] = _messages(response)
+    assert level == "error"
+    assert "order is locked" in text
+    active_order.refresh_from_db()
+    assert active_order.status == Order.Status.ACTIVE
+
+
+def test_order_retry_button_settles_a_pending_suspend(staff, sandbox, active_order):
+    sandbox.inject("suspendOrder", "500-after")
+    staff.post(_button(active_order, "suspend"), follow=True)
+    active_order.refresh_from_db()
+    assert active_order.status == Order.Status.PENDING
+
+    response = staff.post(_button(active_order, "retry"), follow=True)
+
+    assert _messages(response) == [("success", f"{active_order}: retried, now suspended.")]
+    active_order.refresh_from_db()
+    assert active_order.status == Order.Status.SUSPENDED
+
+
+@pytest.mark.parametrize(
+    ("state", "buttons"),
+    [
+        ("draft", ["place"]),
+        ("failed", ["place"]),
+        ("pending", ["retry"]),
+        ("active", ["renew", "suspend", "cancel"]),
+        ("suspended", ["renew", "cancel"]),
+        ("cancelled", []),
+    ],
+)
+def test_order_change_page_shows_only_the_possible_buttons(
+    staff, sandbox, registered_customer, state, buttons
+):
+    order = _order_in(sandbox, registered_customer, state)
+
+    response = staff.get(_change(order))
+
+    assert _buttons(response) == buttons
+    html = response.content.decode()
+    for name in ("place", "renew", "suspend", "cancel", "retry"):
+        assert (_button(order, name) in html) is (name in buttons)
+
+
+def test_renewal_change_page_has_no_buttons_and_no_inline(staff, sandbox):
+    subscription = _subscription(date(2027, 1, 31))
+    with travel(2027, 2, 20):
+        renewal = provisioning.order_renew(order=subscription)
+
+    response = staff.get(_change(renewal))
+
+    assert _buttons(response) == []
+    assert not any(
+        isinstance(f.opts, RenewalInline) for f in response.context["inline_admin_formsets"]
+    )
+
+
+def test_order_change_form_keeps_status_and_terms_read_only(staff, registered_customer):
+    order = OrderFactory(customer=registered_customer)
+
+    response = staff.get(_change(order))
+
+    form = response.context["adminform"].form
+    for name in ("status", "pending_action", "term_start", "term_end", "current_term_end"):
+        assert name not in form.fields
+    assert {"product", "licenses", "duration"} <= set(form.fields)
+
+
+def test_order_change_form_of_a_placed_order_is_read_only(staff, active_order):
+    response = staff.get(_change(active_order))
+
+    form = response.context["adminform"].form
+    for name in ("customer", "number", "product", "licenses", "duration", "status"):
+        assert name not in form.fields
+
+
+def test_order_list_shows_first_orders_only(staff, sandbox):
+    subscription = _subscription(date(2027, 1, 31))
+    with travel(2027, 2, 20):
+        renewal = provisioning.order_renew(order=subscription)
+
+    response = staff.get(ORDERS)
+
+    changelist = response.context["cl"]
+    assert list(changelist.result_list) == [subscription]
+    assert changelist.full_result_count == 1
+    assert renewal.number not in response.content.decode()
+
+
+def test_first_order_page_shows_its_renewals_inline(staff, sandbox):
+    subscription = _subscription(date(2027, 1, 31))
+    with travel(2027, 2, 20):
+        renewal = provisioning.order_renew(order=subscription)
+
+    response = staff.get(_change(subscription))
+
+    [inline] = [
+        f for f in response.context["inline_admin_formsets"] if isinstance(f.opts, RenewalInline)
+    ]
+    assert [form.original for form in inline] == [renewal]
+    assert _change(renewal) in response.content.decode()
+
+
+def test_order_change_page_links_to_its_calls(staff, active_order):
+    response = staff.get(_change(active_order))
+
+    assert f"{CALLS}?order__id__exact={active_order.pk}" in response.content.decode()
+
+
+# The call log ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def call_log(sandbox, active_order):
+    """Calls of each method and a refusal: register, place, a refused suspend."""
+    sandbox.inject("suspendOrder", "respond", status=400, body='"no"')
+    with pytest.raises(provisioning.VendorRefused):
+        provisioning.order_suspend(order=active_order)
+    return list(ProvisioningCall.objects.order_by("id"))
+
+
+@pytest.mark.parametrize(
+    ("query", "methods"),
+    [
+        ("", {"createCustomer", "createFirstOrder", "suspendOrder"}),
+        ("method__exact=createFirstOrder", {"createFirstOrder"}),
+        ("outcome__exact=refused", {"suspendOrder"}),
+        ("outcome__exact=ok", {"createCustomer", "createFirstOrder"}),
+        ("method__exact=suspendOrder&outcome__exact=ok", set()),
+    ],
+)
+def test_call_log_filters_by_method_and_outcome(staff, call_log, query, methods):
+    response = staff.get(f"{CALLS}?{query}")
+
+    assert response.status_code == 200
+    assert {call.method for call in response.context["cl"].result_list} == methods
+
+
+def test_call_log_is_read_only(staff, call_log):
+    call = call_log[0]
+    change = reverse("admin:portal_provisioningcall_change", args=[call.pk])
+
+    page = staff.get(change)
+
+    assert page.status_code == 200
+    assert 'name="_save"' not in page.content.decode()
+    assert staff.post(change, {"method": "cancelOrder"}).status_code == 403
+    assert staff.get(reverse("admin:portal_provisioningcall_add")).status_code == 403
+    delete = reverse("admin:portal_provisioningcall_delete", args=[call.pk])
+    assert staff.post(delete, {"post": "yes"}).status_code == 403
+    assert staff.get(CALLS).context["action_form"] is None
+    call.refresh_from_db()
+    assert call.method == "createCustomer"
+    assert ProvisioningCall.objects.count() == len(call_log)
+
+
+def test_call_log_never_shows_the_api_key(staff, call_log, settings):
+    pages = [staff.get(CALLS)] + [
+        staff.get(reverse("admin:portal_provisioningcall_change", args=[c.pk])) for c in call_log
+    ]
+
+    for page in pages:
+        assert settings.ONEOFFICE_API_KEY not in page.content.decode()
+
+
+# The sandbox banner ---------------------------------------------------------------------------
+
+BANNER = "SANDBOX – nothing is sent to OneOffice"
+
+
+@pytest.mark.parametrize("url", [reverse("admin:index"), CUSTOMERS, ORDERS, CALLS])
+def test_sandbox_banner_shows_when_the_portal_talks_to_the_sandbox(staff, settings, url):
+    settings.ONEOFFICE_SANDBOX = True
+
+    assert BANNER in staff.get(url).content.decode()
+
+
+@pytest.mark.parametrize("url", [reverse("admin:index"), CUSTOMERS, ORDERS, CALLS])
+def test_sandbox_banner_is_absent_when_the_portal_talks_to_oneoffice(staff, settings, url):
+    settings.ONEOFFICE_SANDBOX = False
+
+    response = staff.get(url)
+
+    assert response.status_code == 200
+    assert BANNER not in response.content.decode()
