@@ -162,8 +162,12 @@ def _claim(order: Order, run: ReminderRun) -> RenewalReminder | None:
 
 
 def _account_manager_email(order: Order) -> str:
+    """Where the customer's account manager gets reminders; empty when nobody would read them
+    (no manager, no address, or a deactivated account), so they go to managers only."""
     manager = order.customer.account_manager
-    return manager.email if manager is not None and manager.email else ""
+    if manager is None or not manager.is_active or not manager.email:
+        return ""
+    return manager.email
 
 
 def _deliver(run: ReminderRun, items: list[_Item], today: date, errors: list[str]) -> None:

@@ -103,6 +103,18 @@ def test_send_renewal_reminders_summary_lists_everything_and_customers_without_m
 
 
 @pytest.mark.django_db
+def test_send_renewal_reminders_sends_a_deactivated_managers_customers_to_the_summary_only():
+    gone = UserFactory(username="gone", is_active=False)
+    order = subscription(gone, days_left=2)
+
+    send_renewal_reminders(today=TODAY)
+
+    assert to(gone.email) == []
+    [summary] = to(MANAGERS)
+    assert order.number in summary.body and "No account manager" in summary.body
+
+
+@pytest.mark.django_db
 def test_send_renewal_reminders_includes_lapsed_and_leaves_out_cancelled_and_not_due(alice):
     lapsed = subscription(alice, days_left=-3, status=S.SUSPENDED)
     cancelled = subscription(alice, days_left=2, status=S.CANCELLED)
