@@ -223,6 +223,18 @@ def test_customer_change_page_shows_only_the_possible_buttons(staff, sandbox, st
         assert (_button(customer, name) in html) is (name in buttons)
 
 
+def test_customer_list_needs_attention_filter_shows_unsettled_customers(staff, sandbox):
+    settled = CustomerFactory()
+    staff.post(_button(settled, "register"))
+    unsettled = CustomerFactory()
+    sandbox.inject("createCustomer", "500-after")
+    staff.post(_button(unsettled, "register"))
+
+    response = staff.get(f"{CUSTOMERS}?attention=yes")
+
+    assert list(response.context["cl"].result_list) == [unsettled]
+
+
 def test_customer_change_form_keeps_status_and_mirrored_fields_read_only(staff):
     customer = CustomerFactory()
 
