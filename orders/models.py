@@ -109,6 +109,10 @@ class Order(Provisioned):
             ("cancel_order", "Can cancel subscriptions on OneOffice"),
             ("export_order", "Can export the order list"),
         ]
+        indexes = [
+            # The order list: subscriptions (parent IS NULL), newest first, one page at a time.
+            models.Index(fields=["parent", "created_at"], name="order_subscription_created"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(licenses__gte=1, licenses__lte=MAX_LICENSES),
