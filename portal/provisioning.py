@@ -125,6 +125,9 @@ def customer_register(
     `failed` with OneOffice's words; an unknown outcome leaves it `pending`. `attempt` is for
     the retry task: the call is skipped unless it is still the attempt it was scheduled after.
     """
+    if attempt is None and customer.is_editable:
+        # Invalid values the caller holds are refused, not quietly replaced by the stored row.
+        _validate(customer)
     with _leased(customer):
         retrying = _start(customer, attempt, startable={Customer.Status.DRAFT, Customer.Status.FAILED})
         if not retrying:
@@ -150,6 +153,9 @@ def order_place(
     """
     if not order.is_first_order:
         raise NotAllowed(f"{order} is a renewal; only first orders are placed.")
+    if attempt is None and order.is_editable:
+        # Invalid values the caller holds are refused, not quietly replaced by the stored row.
+        _validate(order)
     with _leased(order):
         retrying = _start(
             order, attempt, startable={Order.Status.DRAFT, Order.Status.FAILED}, action="place"
