@@ -1,0 +1,277 @@
+"""Double clicks and races: requests about one object that overlap send one vendor call.
+
+These run with real transactions and real threads, each on its own database connection, on
+SQLite (file, WAL, IMMEDIATE) and on PostgreSQL. The sandbox answers slowly so that the calls
+really overlap: the first one is still on the wire when the others arrive.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from customers.models import Customer
+from orders.models import Order
+from portal import provisioning, tasks
+from portal.models import ProvisioningCall
+from tests.factories import CustomerFactory, OrderFactory, UserFactory
+from tests.test_faults import assert_mirrors_sandbox
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SLOW = 0.3
+
+
+@pytest.fixture
+def slow_vendor(settings, sandbox):
+    sandbox.slow_seconds = SLOW
+    # A fresh monthly subscription is inside this window, so it can be renewed today.
+    settings.ONEOFFICE_RENEWAL_WINDOW_DAYS = 40
+    sandbox.renewal_window_days = 40
+    return sandbox
+
+
+def at_once(*calls: Callable[[], object]) -> list[object]:
+    """Run the calls in threads released together; each result or the exception it raised."""
+    barrier = threading.Barrier(len(calls))
+    results: list[object] = [None] * len(calls)
+
+    def run(index: int, call: Callable[[], object]) -> None:
+        try:
+            barrier.wait(timeout=10)
+            results[index] = call()
+        except Exception as exc:
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=item) for item in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads)
+    return results
+
+
+def requests_for(sandbox, method: str) -> int:
+    return sum(1 for r in sandbox.requests if r["rpc_method"] == method)
+
+
+def _subscription() -> Order:
+    customer = provisioning.customer_register(customer=CustomerFactory())
+    return provisioning.order_place(order=OrderFactory(customer=customer))
+
+
+def _setup(method: str) -> tuple[Callable[[], object], Callable[[], object]]:
+    """(the service call, reading its object afresh), each usable from any thread."""
+    if method == "createCustomer":
+        pk = CustomerFactory().pk
+        return (
+            lambda: provisioning.customer_register(customer=Customer.objects.get(pk=pk)),
+            lambda: Customer.objects.get(pk=pk),
+        )
+    if method == "createFirstOrder":
+        customer = provisioning.customer_register(customer=CustomerFactory())
+        pk = OrderFactory(customer=customer).pk
+        return (
+            lambda: provisioning.order_place(order=Order.objects.get(pk=pk)),
+            lambda: Order.objects.get(pk=pk),
+        )
+    pk = _subscription().pk
+    service = {
+        "createRenewalOrder": provisioning.order_renew,
+        "cancelOrder": provisioning.order_cancel,
+        "suspendOrder": provisioning.order_suspend,
+    }[method]
+    return (lambda: service(order=Order.objects.get(pk=pk)), lambda: Order.objects.get(pk=pk))
+
+
+def _one_done_rest_busy(results: list[object]) -> None:
+    done = [r for r in results if not isinstance(r, Exception)]
+    busy = [r for r in results if isinstance(r, provisioning.Busy)]
+    assert len(done) == 1, results
+    assert len(busy) == len(results) - 1, results
+
+
+METHODS = [
+    "createCustomer",
+    "createFirstOrder",
+    "createRenewalOrder",
+    "cancelOrder",
+    "suspendOrder",
+]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_double_click_sends_one_request(slow_vendor, method):
+    run, _ = _setup(method)
+    slow_vendor.requests.clear()
+    slow_vendor.inject(method, "slow")
+
+    results = at_once(run, run)
+
+    _one_done_rest_busy(results)
+    assert requests_for(slow_vendor, method) == 1
+    assert ProvisioningCall.objects.filter(method=method).count() == 1
+    assert_mirrors_sandbox(slow_vendor)
+
+
+def test_four_clicks_on_renew_make_one_renewal(slow_vendor):
+    run, subscription = _setup("createRenewalOrder")
+    slow_vendor.inject("createRenewalOrder", "slow")
+
+    results = at_once(run, run, run, run)
+
+    _one_done_rest_busy(results)
+    assert requests_for(slow_vendor, "createRenewalOrder") == 1
+    assert Order.objects.filter(parent=subscription()).count() == 1
+    assert_mirrors_sandbox(slow_vendor)
+
+
+def test_cancel_while_renewal_on_the_wire_is_busy(slow_vendor):
+    renew, subscription = _setup("createRenewalOrder")
+    pk = subscription().pk
+    slow_vendor.requests.clear()
+    slow_vendor.inject("createRenewalOrder", "slow")
+    slow_vendor.inject("cancelOrder", "slow")
+
+    results = at_once(renew, lambda: provisioning.order_cancel(order=Order.objects.get(pk=pk)))
+
+    _one_done_rest_busy(results)
+    assert len(slow_vendor.requests) == 1
+    assert_mirrors_sandbox(slow_vendor)
+
+
+RETRY_CASES = [
+    ("createCustomer", "customer"),
+    ("createFirstOrder", "order"),
+    ("createRenewalOrder", "order"),
+    ("cancelOrder", "order"),
+    ("suspendOrder", "order"),
+]
+
+
+def _leave_pending(sandbox, method: str):
+    """Run `method` into an unknown outcome; return a reader for the object left pending."""
+    run, subject = _setup(method)
+    sandbox.inject(method, "500-before")
+    with pytest.raises(provisioning.OutcomeUnknown):
+        run()
+    if method == "createRenewalOrder":
+        parent = subject().pk
+        return lambda: Order.objects.get(parent_id=parent)
+    return subject
+
+
+@pytest.mark.parametrize(("method", "kind"), RETRY_CASES)
+def test_retry_task_delivered_twice_sends_one_request(slow_vendor, method, kind):
+    subject = _leave_pending(slow_vendor, method)
+    pending = subject()
+    task = getattr(tasks, f"{kind}_retry_task")
+    slow_vendor.requests.clear()
+    slow_vendor.inject(method, "slow")
+
+    results = at_once(lambda: task(pending.pk, 1), lambda: task(pending.pk, 1))
+
+    assert requests_for(slow_vendor, method) == 1
+    assert all(isinstance(r, str) for r in results), results
+    assert sum("another request" in r or "already retried" in r for r in results) == 1, results
+    assert subject().attempts == 2
+    assert_mirrors_sandbox(slow_vendor)
+
+
+@pytest.mark.parametrize(("method", "kind"), RETRY_CASES)
+def test_retry_click_while_scheduled_retry_runs_sends_one_request(slow_vendor, method, kind):
+    subject = _leave_pending(slow_vendor, method)
+    pending = subject()
+    user = UserFactory(username="clicker")
+    task = getattr(tasks, f"{kind}_retry_task")
+    service = getattr(provisioning, f"{kind}_retry")
+    slow_vendor.requests.clear()
+    slow_vendor.inject(method, "slow")
+
+    def click():
+        return service(**{kind: type(pending).objects.get(pk=pending.pk)}, by=user)
+
+    results = at_once(lambda: task(pending.pk, 1), click)
+
+    assert requests_for(slow_vendor, method) == 1
+    assert sum(isinstance(r, provisioning.ProvisioningError) for r in results) <= 1, results
+    assert_mirrors_sandbox(slow_vendor)
+    calls = ProvisioningCall.objects.filter(method=method).order_by("attempt")
+    assert [c.outcome for c in calls] == [ProvisioningCall.Outcome.UNKNOWN, "ok"]
+
+
+def test_two_pending_renewals_are_refused_by_the_database():
+    subscription = OrderFactory(status=Order.Status.ACTIVE)
+    renewal = {
+        "customer": subscription.customer,
+        "parent": subscription,
+        "status": Order.Status.PENDING,
+        "pending_action": Order.Action.RENEW,
+    }
+    OrderFactory(**renewal)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        OrderFactory(**renewal)
+
+    # Settled renewals do not count: the constraint is on pending ones only.
+    OrderFactory(**{**renewal, "status": Order.Status.ACTIVE, "pending_action": ""})
+    OrderFactory(**{**renewal, "status": Order.Status.FAILED, "pending_action": ""})
+    assert Order.objects.filter(parent=subscription).count() == 3
+
+
+def test_live_lease_refuses_without_sending(sandbox):
+    customer = CustomerFactory()
+    Customer.objects.filter(pk=customer.pk).update(
+        lease_until=timezone.now() + timedelta(minutes=1)
+    )
+
+    with pytest.raises(provisioning.Busy):
+        provisioning.customer_register(customer=customer)
+
+    assert sandbox.requests == []
+    assert Customer.objects.get(pk=customer.pk).status == Customer.Status.DRAFT
+
+
+def test_lease_of_a_crashed_worker_expires_and_the_retry_settles(sandbox):
+    customer = CustomerFactory()
+    sandbox.inject("createCustomer", "500-after")
+    with pytest.raises(provisioning.OutcomeUnknown):
+        provisioning.customer_register(customer=customer)
+    # A worker died mid-call on attempt 2: its call stays in flight and its lease lapsed.
+    ProvisioningCall.objects.create(
+        method="createCustomer",
+        params=ProvisioningCall.objects.get().params,
+        customer=customer,
+        attempt=2,
+    )
+    Customer.objects.filter(pk=customer.pk).update(
+        attempts=2, lease_until=timezone.now() - timedelta(seconds=1)
+    )
+
+    provisioning.customer_retry(customer=Customer.objects.get(pk=customer.pk))
+
+    assert_mirrors_sandbox(sandbox)
+    outcomes = list(
+        ProvisioningCall.objects.order_by("attempt").values_list("outcome", "settled_earlier")
+    )
+    assert outcomes == [("unknown", False), ("unknown", False), ("ok", True)]
+
+
+def test_race_database_lets_threads_write_side_by_side():
+    # What the races above rely on: threads on their own connections to one shared database.
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA journal_mode")
+            assert cursor.fetchone()[0] == "wal"
+        assert connection.settings_dict["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+        assert not connection.is_in_memory_db()
+    else:
+        assert connection.vendor == "postgresql"
