@@ -109,9 +109,16 @@ class Order(Provisioned):
             ("cancel_order", "Can cancel subscriptions on OneOffice"),
             ("export_order", "Can export the order list"),
         ]
+        # The order list's first page: subscriptions (parent IS NULL), newest first. SQLite
+        # serves it from the composite index, PostgreSQL only from the partial one; without
+        # them, every page sorts all subscriptions.
         indexes = [
-            # The order list: subscriptions (parent IS NULL), newest first, one page at a time.
             models.Index(fields=["parent", "created_at"], name="order_subscription_created"),
+            models.Index(
+                fields=["created_at", "id"],
+                condition=Q(parent__isnull=True),
+                name="order_subscription_newest",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from customers.models import Customer
@@ -38,8 +38,12 @@ def needs_attention_q(*, now: datetime) -> Q:
 
 def subscription_needs_attention_q(*, now: datetime) -> Q:
     """A subscription (first order) that needs attention itself or through a stuck renewal."""
-    stuck_renewal = Order.objects.filter(needs_attention_q(now=now), parent=OuterRef("pk"))
-    return Q(parent__isnull=True) & (needs_attention_q(now=now) | Q(Exists(stuck_renewal)))
+    # IN, not EXISTS: under an OR, PostgreSQL cannot turn EXISTS into a join, and the plan it
+    # makes instead is costed high enough to be JIT-compiled (0.2 s at 100,000 orders).
+    stuck_renewals = Order.objects.filter(needs_attention_q(now=now), parent__isnull=False).values(
+        "parent_id"
+    )
+    return Q(parent__isnull=True) & (needs_attention_q(now=now) | Q(pk__in=stuck_renewals))
 
 
 def order_count_by_status() -> list[Figure]:
