@@ -1,0 +1,206 @@
+"""Renewals in the admin: the "Renewals due" page, the reminder job's runs and what they sent,
+and the order list's "renewal window" filter. Read-only apart from two buttons: Renew (the
+order admin's provisioning URL) and Re-send reminder (`orders.reminders.reminder_resend`)."""
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import OuterRef, Subquery
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+
+from orders import terms
+from orders.models import Order, ReminderRun, RenewalDue, RenewalReminder
+from orders.reminders import ReminderError, reminder_resend
+from orders.selectors import DUE, LAPSED, NOT_YET_DUE, order_list_due_for_renewal, renewal_state_q
+
+RENEWALS_PER_PAGE = 100
+
+
+class RenewalWindowFilter(admin.SimpleListFilter):
+    """Subscriptions by where their term end falls against today and the renewal window."""
+
+    title = "renewal window"
+    parameter_name = "renewal"
+
+    def lookups(self, request, model_admin):
+        return [(DUE, "Due"), (LAPSED, "Lapsed"), (NOT_YET_DUE, "Not yet due")]
+
+    def queryset(self, request, queryset):
+        if self.value() in {DUE, LAPSED, NOT_YET_DUE}:
+            return queryset.filter(renewal_state_q(self.value()))
+        return queryset
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReminderInline(admin.TabularInline):
+    model = RenewalReminder
+    fields = ["subscription", "term_end", "sent_at", "recipients", "forced"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("subscription")
+
+
+@admin.register(ReminderRun)
+class ReminderRunAdmin(ReadOnlyAdmin):
+    list_display = [
+        "started_at",
+        "finished_at",
+        "due_count",
+        "lapsed_count",
+        "sent_count",
+        "emails_sent",
+        "succeeded",
+    ]
+    date_hierarchy = "started_at"
+    fields = list_display[:-1] + ["error"]
+    readonly_fields = fields
+    inlines = [ReminderInline]
+
+    @admin.display(description="no errors", boolean=True)
+    def succeeded(self, obj):
+        if obj.finished_at is None:
+            return None
+        return not obj.error
+
+
+@admin.register(RenewalReminder)
+class RenewalReminderAdmin(ReadOnlyAdmin):
+    list_display = [
+        "subscription",
+        "customer",
+        "term_end",
+        "sent_at",
+        "recipients",
+        "forced",
+        "requested_by",
+        "run",
+    ]
+    list_filter = ["forced", "term_end"]
+    list_select_related = ["subscription__customer", "requested_by", "run"]
+    search_fields = ["subscription__number", "subscription__customer__name", "recipients"]
+    date_hierarchy = "sent_at"
+    readonly_fields = [
+        "subscription",
+        "term_end",
+        "run",
+        "sent_at",
+        "recipients",
+        "forced",
+        "requested_by",
+        "created_at",
+    ]
+    fields = readonly_fields
+
+    @admin.display(description="customer", ordering="subscription__customer__name")
+    def customer(self, obj):
+        return obj.subscription.customer.name
+
+
+@admin.register(RenewalDue)
+class RenewalDueAdmin(admin.ModelAdmin):
+    """The "Renewals due" page, in place of a change list: due and lapsed subscriptions."""
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("orders.view_order")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        opts = self.model._meta
+        prefix = f"{opts.app_label}_{opts.model_name}"
+        return [
+            path("", self.admin_site.admin_view(self.renewals_view), name=f"{prefix}_changelist"),
+            path(
+                "<int:order_id>/resend/",
+                self.admin_site.admin_view(self.resend_view),
+                name=f"{prefix}_resend",
+            ),
+        ]
+
+    def get_renewals(self, state: str | None = None):
+        last_sent = (
+            RenewalReminder.objects.filter(subscription=OuterRef("pk"), sent_at__isnull=False)
+            .order_by("-sent_at")
+            .values("sent_at")[:1]
+        )
+        renewals = order_list_due_for_renewal().annotate(last_reminder_sent=Subquery(last_sent))
+        if state in {DUE, LAPSED}:
+            renewals = renewals.filter(renewal_state=state)
+        return renewals
+
+    def renewals_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        state = request.GET.get("state")
+        page = Paginator(self.get_renewals(state), RENEWALS_PER_PAGE).get_page(request.GET.get("p"))
+        today = timezone.localdate()
+        for order in page:
+            order.days_left_today = terms.days_left(order.current_term_end, today)
+        user = request.user
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Renewals due",
+            "opts": self.model._meta,
+            "page": page,
+            "state": state if state in {DUE, LAPSED} else "",
+            "states": [("", "All"), (DUE, "Due"), (LAPSED, "Lapsed")],
+            "today": today,
+            "window_days": settings.ONEOFFICE_RENEWAL_WINDOW_DAYS,
+            "can_renew": user.has_perm("orders.renew_order"),
+            "can_resend": user.has_perm("orders.resend_reminder"),
+            "can_view_reminders": user.has_perm("orders.view_renewalreminder"),
+        }
+        return TemplateResponse(request, "admin/orders/renewals_due.html", context)
+
+    def resend_view(self, request, order_id: int):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not request.user.has_perm("orders.resend_reminder"):
+            raise PermissionDenied
+        order = get_object_or_404(
+            Order.objects.select_related("customer"), pk=order_id, parent__isnull=True
+        )
+        try:
+            reminder = reminder_resend(subscription=order, by=request.user)
+        except ReminderError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(
+                request,
+                f"Reminder for {order} re-sent to {reminder.recipients}.",
+                messages.SUCCESS,
+            )
+        opts = self.model._meta
+        return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
