@@ -19,7 +19,10 @@ class CustomerAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
     autocomplete_fields = []
     fieldsets = [
         (None, {"fields": ["code", "name", "account_manager"]}),
-        ("Customer's OneOffice admin", {"fields": ["admin_email", "admin_phone", "admin_display_name"]}),
+        (
+            "Customer's OneOffice admin",
+            {"fields": ["admin_email", "admin_phone", "admin_display_name"]},
+        ),
         ("Provisioning", {"fields": BOOKKEEPING}),
         ("What OneOffice returned", {"fields": MIRRORED}),
     ]

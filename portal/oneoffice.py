@@ -237,8 +237,7 @@ def _read_reply(status: int, headers: Any, body: str, duration_ms: int) -> Reply
     if 300 <= status < 400:
         target = urlsplit(headers.get("Location", "")).netloc or "another address"
         raise ConfigurationError(
-            f"OneOffice redirected the call to {target}; it was not followed. "
-            "Check ONEOFFICE_URL.",
+            f"OneOffice redirected the call to {target}; it was not followed. Check ONEOFFICE_URL.",
             status=status,
             body=capped,
             duration_ms=duration_ms,

@@ -21,7 +21,6 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date, timedelta
 
 from django.conf import settings
@@ -129,7 +128,9 @@ def customer_register(
         # Invalid values the caller holds are refused, not quietly replaced by the stored row.
         _validate(customer)
     with _leased(customer):
-        retrying = _start(customer, attempt, startable={Customer.Status.DRAFT, Customer.Status.FAILED})
+        retrying = _start(
+            customer, attempt, startable={Customer.Status.DRAFT, Customer.Status.FAILED}
+        )
         if not retrying:
             _validate(customer)
         request = oneoffice.create_customer(
@@ -320,7 +321,10 @@ def _leased(subject: Subject) -> Iterator[None]:
 def _start(subject: Subject, attempt: int | None, *, startable: set[str], action: str = "") -> bool:
     """Re-read the object under its lease; True when this continues a pending operation."""
     subject.refresh_from_db()
-    if subject.status == subject.Status.PENDING and getattr(subject, "pending_action", "") == action:
+    if (
+        subject.status == subject.Status.PENDING
+        and getattr(subject, "pending_action", "") == action
+    ):
         _check_attempt(subject, attempt)
         return True
     if attempt is not None:
@@ -354,9 +358,7 @@ def _validate(subject: Subject) -> None:
         errors = exc.message_dict
         parts = []
         for name, messages in errors.items():
-            label = (
-                subject._meta.get_field(name).verbose_name if name != "__all__" else "Error"
-            )
+            label = subject._meta.get_field(name).verbose_name if name != "__all__" else "Error"
             parts.append(f"{str(label).capitalize()}: {' '.join(messages)}")
         raise InvalidInput("Not sent. " + " ".join(parts), errors) from None
 

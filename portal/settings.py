@@ -16,7 +16,9 @@ DEBUG = env.bool("DJANGO_DEBUG", default=True)
 
 def _required(name: str, value: str) -> str:
     if not value and not DEBUG:
-        raise ImproperlyConfigured(f"Set {name} in the environment (required when DJANGO_DEBUG is off).")
+        raise ImproperlyConfigured(
+            f"Set {name} in the environment (required when DJANGO_DEBUG is off)."
+        )
     return value
 
 

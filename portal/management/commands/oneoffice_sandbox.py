@@ -1,3 +1,5 @@
+import contextlib
+
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
@@ -32,8 +34,8 @@ class Command(BaseCommand):
             port=options["port"],
             response_style=options["response_style"],
         )
-        self.stdout.write(f"OneOffice sandbox listening on {sandbox.url} (state: {options['state']})")
-        try:
+        self.stdout.write(
+            f"OneOffice sandbox listening on {sandbox.url} (state: {options['state']})"
+        )
+        with contextlib.suppress(KeyboardInterrupt):
             sandbox.serve_forever()
-        except KeyboardInterrupt:
-            pass
