@@ -1,9 +1,20 @@
-from django.contrib import admin
-from django.contrib.admin.views.main import ChangeList
+import csv
+from collections.abc import Iterable, Iterator
 
+from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ERROR_FLAG, ChangeList
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.urls import path, reverse
+from django.utils import timezone
+
+from orders import terms
+from orders.admin_renewals import RenewalWindowFilter
+from orders.filters import SubscriptionNeedsAttentionFilter
 from orders.models import Order
 from portal import provisioning
-from portal.admin import NeedsAttentionFilter, Provisioning, ProvisioningAdminMixin, call_log_link
+from portal.admin import Provisioning, ProvisioningAdminMixin, call_log_link
 
 S = Order.Status
 BOOKKEEPING = [
@@ -46,6 +57,50 @@ def _is_subscription(order: Order, *states: str) -> bool:
     return order.is_first_order and order.status in states
 
 
+EXPORT_PERMISSION = "orders.export_order"
+EXPORT_COLUMNS = [
+    ("order id", "number"),
+    ("customer id", "customer__code"),
+    ("customer", "customer__name"),
+    ("account manager", "customer__account_manager__username"),
+    ("product", "product"),
+    ("licenses", "licenses"),
+    ("duration", "duration"),
+    ("status", "status"),
+    ("pending action", "pending_action"),
+    ("current term end", "current_term_end"),
+    ("created at", "created_at"),
+]
+# Spreadsheets run a cell starting with one of these as a formula (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value) -> object:
+    """A value as a CSV cell a spreadsheet shows as text: formula-like text gets a leading
+    apostrophe. Numbers and dates are ours, not user input, and stay as they are."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return "'" + value if value.startswith(_FORMULA_START) else value
+    return value
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_rows(rows: Iterable[tuple], today) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    # A byte-order mark, so spreadsheets read the file as UTF-8.
+    yield "\ufeff" + writer.writerow([header for header, _ in EXPORT_COLUMNS] + ["days left"])
+    for row in rows:
+        term_end = row[9]
+        days_left = terms.days_left(term_end, today) if term_end is not None else None
+        created_at = timezone.localtime(row[10]).isoformat(timespec="seconds")
+        yield writer.writerow([csv_cell(v) for v in (*row[:10], created_at, days_left)])
+
+
 class RenewalInline(admin.TabularInline):
     model = Order
     fk_name = "parent"
@@ -65,8 +120,14 @@ class RenewalInline(admin.TabularInline):
 class FirstOrderChangeList(ChangeList):
     """The order list shows subscriptions (first orders); renewals live on their pages."""
 
-    def get_queryset(self, request, exclude_parameters=None):
-        return super().get_queryset(request, exclude_parameters).filter(parent__isnull=True)
+    # Everything the list counts and filters starts here, the "N total" count included.
+    @property
+    def root_queryset(self):
+        return self._root_queryset
+
+    @root_queryset.setter
+    def root_queryset(self, queryset):
+        self._root_queryset = queryset.filter(parent__isnull=True)
 
 
 @admin.register(Order)
@@ -80,10 +141,19 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
         "status",
         "pending_action",
         "current_term_end",
+        "customer__account_manager",
     ]
-    list_filter = ["status", NeedsAttentionFilter, "product", "duration"]
-    list_select_related = ["customer"]
+    list_filter = [
+        "status",
+        SubscriptionNeedsAttentionFilter,
+        RenewalWindowFilter,
+        "product",
+        "duration",
+        "customer__account_manager",
+    ]
+    list_select_related = ["customer", "customer__account_manager"]
     search_fields = ["number", "customer__name", "customer__code"]
+    date_hierarchy = "current_term_end"
     autocomplete_fields = ["customer"]
     inlines = [RenewalInline]
     provisioning = (
@@ -135,6 +205,44 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
     def get_changelist(self, request, **kwargs):
         return FirstOrderChangeList
 
+    def get_urls(self):
+        return [
+            path(
+                "export/",
+                self.admin_site.admin_view(self.export_view),
+                name="orders_order_export",
+            ),
+            *super().get_urls(),
+        ]
+
+    def has_export_permission(self, request) -> bool:
+        return self.has_view_permission(request) and request.user.has_perm(EXPORT_PERMISSION)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "has_export_permission": self.has_export_permission(request),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def export_view(self, request):
+        """The order list as CSV: the changelist's own filters, search and ordering, all pages."""
+        if not self.has_export_permission(request):
+            raise PermissionDenied
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            url = reverse("admin:orders_order_changelist")
+            return HttpResponseRedirect(f"{url}?{ERROR_FLAG}=1")
+        fields = [field for _, field in EXPORT_COLUMNS]
+        rows = changelist.queryset.values_list(*fields).iterator(chunk_size=2000)
+        today = timezone.localdate()
+        response = StreamingHttpResponse(
+            _csv_rows(rows, today), content_type="text/csv; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="orders-{today:%Y-%m-%d}.csv"'
+        return response
+
     def get_fields(self, request, obj=None):
         return ["customer", "number", "product", "licenses", "duration", *BOOKKEEPING]
 
@@ -161,3 +269,6 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
         if obj.pk is None:
             return "-"
         return call_log_link(obj, order__id__exact=obj.pk)
+
+
+from orders import admin_renewals  # noqa: E402,F401
