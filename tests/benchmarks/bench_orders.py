@@ -1,0 +1,339 @@
+"""Benchmark: the order list, the renewals page, the dashboard and the due selector at 100,000
+orders. A script, not a test (`make bench`):
+
+    .venv/bin/python tests/benchmarks/bench_orders.py [--orders 100000] [--runs 7]
+    .venv/bin/python tests/benchmarks/bench_orders.py \\
+        --database-url postgres://postgres@127.0.0.1:5432/oneoffice_bench
+
+It fills a scratch database of its own (SQLite var/bench.sqlite3 unless --database-url names
+another), never the development database: the database name must contain "bench", and it is
+dropped and rebuilt on every run unless --reuse finds it already filled. It prints markdown
+tables: per page or query, the number of SQL queries and the median time over --runs runs
+(after one warm-up), and the due selector against the same predicate in hand-written SQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+DEFAULT_URL = f"sqlite:///{BASE_DIR / 'var' / 'bench.sqlite3'}"
+BATCH = 5_000
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", default=DEFAULT_URL, help=f"default {DEFAULT_URL}")
+    parser.add_argument("--orders", type=int, default=100_000, help="orders to create")
+    parser.add_argument("--runs", type=int, default=7, help="timed runs per measurement")
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep the database if it already holds --orders"
+    )
+    parser.add_argument("--explain", action="store_true", help="print the due selector's plan")
+    return parser.parse_args()
+
+
+def database_name(url: str) -> str:
+    parts = urlsplit(url)
+    return Path(parts.path).name if parts.scheme.startswith("sqlite") else parts.path.lstrip("/")
+
+
+def recreate_database(url: str) -> None:
+    """Drop and create the scratch database (before Django connects to it)."""
+    parts = urlsplit(url)
+    if parts.scheme.startswith("sqlite"):
+        path = Path(parts.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return
+    import psycopg
+
+    name = database_name(url)
+    maintenance = parts._replace(path="/postgres").geturl()
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def setup_django(url: str) -> None:
+    sys.path.insert(0, str(BASE_DIR))
+    os.environ["DATABASE_URL"] = url
+    os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
+    import django
+
+    django.setup()
+    from django.test.utils import setup_test_environment
+
+    # The test client's host, locmem email; nothing here may reach OneOffice or send mail.
+    setup_test_environment()
+
+
+def fill(total: int, today: date) -> None:
+    """`total` orders: three in four are subscriptions, the rest renewals of active ones."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection, transaction
+
+    from customers.models import Customer
+    from orders.models import Order
+
+    rng = random.Random(20250101)
+    User = get_user_model()
+    managers = User.objects.bulk_create(
+        User(username=f"manager{i}", email=f"manager{i}@reseller.example", is_staff=True)
+        for i in range(20)
+    )
+    subscriptions = total * 3 // 4
+    customer_count = max(1, subscriptions // 4)
+    customers = []
+    with transaction.atomic():
+        for start in range(0, customer_count, BATCH):
+            customers += Customer.objects.bulk_create(
+                Customer(
+                    code=f"BENCH-C{i:07d}",
+                    name=f"Customer {i} {rng.choice(['Ltd', 'SA', 'GmbH', 'Inc'])}",
+                    admin_email=f"admin{i}@customer.example",
+                    admin_phone="+30 210 555 0100",
+                    admin_display_name="Admin",
+                    account_manager=managers[i % len(managers)] if i % 10 else None,
+                    status=Customer.Status.REGISTERED,
+                )
+                for i in range(start, min(start + BATCH, customer_count))
+            )
+    S = Order.Status
+    weights = [
+        (S.ACTIVE, 60),
+        (S.SUSPENDED, 6),
+        (S.CANCELLED, 20),
+        (S.DRAFT, 6),
+        (S.FAILED, 6),
+        (S.PENDING, 2),
+    ]
+    statuses = [status for status, _ in weights]
+    status_weights = [weight for _, weight in weights]
+    products = Order.Product.values
+    active_ids: list[int] = []
+    with transaction.atomic():
+        for start in range(0, subscriptions, BATCH):
+            batch = []
+            for i in range(start, min(start + BATCH, subscriptions)):
+                status = rng.choices(statuses, status_weights)[0]
+                duration = rng.choice(Order.Duration.values)
+                term_end = None
+                if status not in (S.DRAFT, S.FAILED):
+                    # Mostly running terms; a few lapsed ones, as in a real book.
+                    term_end = today + timedelta(days=rng.randint(-30, 365))
+                batch.append(
+                    Order(
+                        number=f"BENCH-O{i:07d}",
+                        customer=customers[i % customer_count],
+                        product=rng.choice(products),
+                        licenses=rng.randint(1, 500),
+                        duration=duration,
+                        status=status,
+                        pending_action="place" if status == S.PENDING else "",
+                        current_term_end=term_end,
+                        term_start=term_end and term_end - timedelta(days=30),
+                        term_end=term_end,
+                    )
+                )
+            created = Order.objects.bulk_create(batch)
+            active_ids += [o.pk for o in created if o.status == S.ACTIVE]
+    orders_by_id = dict(
+        Order.objects.filter(pk__in=active_ids).values_list("pk", "customer_id").iterator()
+    )
+    with transaction.atomic():
+        renewals = total - subscriptions
+        for start in range(0, renewals, BATCH):
+            batch = []
+            for i in range(start, min(start + BATCH, renewals)):
+                parent_id = active_ids[i % len(active_ids)]
+                batch.append(
+                    Order(
+                        number=f"BENCH-R{i:07d}",
+                        customer_id=orders_by_id[parent_id],
+                        parent_id=parent_id,
+                        product=rng.choice(products),
+                        licenses=rng.randint(1, 500),
+                        duration=Order.Duration.MONTHLY,
+                        status=S.ACTIVE,
+                    )
+                )
+            Order.objects.bulk_create(batch)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
+def measure(fn: Callable[[], object], runs: int) -> tuple[int, float, object]:
+    """(queries in one run, median seconds over `runs` runs, the last result)."""
+    from django.db import connection, reset_queries
+    from django.test.utils import CaptureQueriesContext
+
+    # The query log is a bounded deque: once full, its length stops growing.
+    reset_queries()
+    with CaptureQueriesContext(connection) as queries:
+        result = fn()
+    # Counted now: later requests reset the log the capture reads from.
+    count = len(queries)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - started)
+    return count, statistics.median(times), result
+
+
+def due_raw_sql(today: date, last: date) -> tuple[str, list]:
+    """The due selector's predicate, join and order, written by hand."""
+    from django.contrib.auth import get_user_model
+
+    from customers.models import Customer
+    from orders.models import Order
+
+    def columns(model, alias: str) -> str:
+        return ", ".join(f'{alias}."{f.column}"' for f in model._meta.concrete_fields)
+
+    user_model = get_user_model()
+    sql = (
+        f"SELECT {columns(Order, 'o')}, {columns(Customer, 'c')}, {columns(user_model, 'u')}, "
+        "CASE WHEN o.current_term_end < %s THEN 'lapsed' ELSE 'due' END "
+        f"FROM {Order._meta.db_table} o "
+        f"JOIN {Customer._meta.db_table} c ON c.id = o.customer_id "
+        f"LEFT JOIN {user_model._meta.db_table} u ON u.id = c.account_manager_id "
+        "WHERE o.parent_id IS NULL AND o.status IN ('active', 'suspended') "
+        "AND o.current_term_end <= %s "
+        "ORDER BY o.current_term_end, o.number"
+    )
+    return sql, [today, last]
+
+
+def main() -> int:
+    args = parse_args()
+    if "bench" not in database_name(args.database_url):
+        print("Refusing: the scratch database's name must contain 'bench'.", file=sys.stderr)
+        return 2
+    if not args.reuse:
+        recreate_database(args.database_url)
+    setup_django(args.database_url)
+
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+    from django.urls import NoReverseMatch, reverse
+    from django.utils import timezone
+
+    from orders import selectors
+    from orders.models import Order
+
+    today = timezone.localdate()
+    call_command("migrate", verbosity=0)
+    existing = Order.objects.count()
+    if existing != args.orders:
+        if existing:
+            print(f"The database holds {existing} orders, not {args.orders}: run without --reuse.")
+            return 2
+        started = time.perf_counter()
+        fill(args.orders, today)
+        print(f"Filled {args.orders:,} orders in {time.perf_counter() - started:.1f} s.\n")
+    # Timed runs log no queries; `measure` counts them in a separate run.
+    settings.DEBUG = False
+
+    user, _ = get_user_model().objects.get_or_create(
+        username="bench-root", defaults={"is_staff": True, "is_superuser": True}
+    )
+    client = Client()
+    client.force_login(user)
+
+    def page(url: str) -> Callable[[], object]:
+        def get():
+            response = client.get(url)
+            assert response.status_code == 200, (url, response.status_code)
+            if response.streaming:
+                return sum(1 for _ in response.streaming_content)
+            return len(response.content)
+
+        return get
+
+    orders_url = reverse("admin:orders_order_changelist")
+    pages = [
+        ("order list", orders_url),
+        ("order list, renewal window = due", orders_url + "?renewal=due"),
+        ("order list, search a customer", orders_url + "?q=Customer+4711+"),
+        (f"order list, {today.year} by month", f"{orders_url}?current_term_end__year={today.year}"),
+        ("order list, CSV export (all rows)", reverse("admin:orders_order_export")),
+        ("dashboard", reverse("dashboard")),
+    ]
+    notes = []
+    try:
+        pages.insert(5, ("renewals due page", reverse("admin:orders_renewaldue_changelist")))
+    except NoReverseMatch:
+        notes.append("The renewals page does not exist yet: skipped.")
+
+    rows = []
+    for label, url in pages:
+        queries, seconds, _ = measure(page(url), args.runs)
+        rows.append((label, queries, seconds))
+
+    _, last = selectors.renewal_window(today=today)
+    due_count = selectors.order_list_due_for_renewal(today=today).count()
+    queries, selector_seconds, selected = measure(
+        lambda: list(selectors.order_list_due_for_renewal(today=today)), args.runs
+    )
+    rows.append((f"due selector ({due_count:,} rows, model objects)", queries, selector_seconds))
+
+    compiled_sql, compiled_params = selectors.order_list_due_for_renewal(
+        today=today
+    ).query.sql_with_params()
+
+    def fetch(sql: str, params) -> list:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
+    queries, compiled_seconds, _ = measure(lambda: fetch(compiled_sql, compiled_params), args.runs)
+    rows.append(("due selector's SQL, rows only", queries, compiled_seconds))
+    raw_sql, raw_params = due_raw_sql(today, last)
+    queries, raw_seconds, raw_rows = measure(lambda: fetch(raw_sql, raw_params), args.runs)
+    rows.append(("same predicate, hand-written SQL", queries, raw_seconds))
+    assert [row[0] for row in raw_rows] == [order.pk for order in selected], "results differ"
+
+    vendor = connection.vendor
+    if vendor == "sqlite":
+        version = ".".join(str(part) for part in connection.Database.sqlite_version_info)
+    else:
+        version = f"{connection.pg_version // 10000}.{connection.pg_version % 10000}"
+    print(
+        f"### {vendor} {version}: {Order.objects.count():,} orders "
+        f"({Order.objects.filter(parent__isnull=True).count():,} subscriptions), "
+        f"median of {args.runs} runs, {today}\n"
+    )
+    print("| measurement | SQL queries | median ms |")
+    print("|---|---:|---:|")
+    for label, queries, seconds in rows:
+        print(f"| {label} | {queries} | {seconds * 1000:,.1f} |")
+    print()
+    print("| due selector vs hand-written SQL | ratio | target |")
+    print("|---|---:|---:|")
+    print(f"| selector, model objects | {selector_seconds / raw_seconds:.2f}x | 1.5x |")
+    print(f"| selector's SQL, rows only | {compiled_seconds / raw_seconds:.2f}x | 1.5x |")
+    for note in notes:
+        print(f"\n{note}")
+    if args.explain:
+        print("\nDue selector's plan:\n")
+        print(selectors.order_list_due_for_renewal(today=today).explain())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
