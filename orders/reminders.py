@@ -19,6 +19,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
+from django.urls import reverse
 from django.utils import timezone
 
 from orders import terms
@@ -250,6 +251,10 @@ def _line(item: _Item) -> str:
     )
 
 
+def _renewals_page() -> str:
+    return settings.PORTAL_BASE_URL + reverse("admin:orders_renewaldue_changelist")
+
+
 def _body(intro: str, items: list[_Item], today: date) -> str:
     lines = [intro, ""]
     lines += [_line(item) for item in sorted(items, key=_soonest)]
@@ -258,6 +263,7 @@ def _body(intro: str, items: list[_Item], today: date) -> str:
         f"Days are counted from {today:%Y-%m-%d} ({settings.TIME_ZONE}). OneOffice accepts a "
         f"renewal in the last {settings.ONEOFFICE_RENEWAL_WINDOW_DAYS} days of a term; a lapsed "
         "subscription renewed late starts again on the day it is renewed.",
+        f"Everything due, with the Renew button: {_renewals_page()}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -282,6 +288,7 @@ def _summary_body(run: ReminderRun, items: list[_Item], today: date) -> str:
         lines += [_line(item) for item in sorted(groups[label], key=_soonest)]
         lines.append("")
     lines.append(f"Days are counted from {today:%Y-%m-%d} ({settings.TIME_ZONE}).")
+    lines.append(f"Everything due or lapsed: {_renewals_page()}")
     return "\n".join(lines) + "\n"
 
 

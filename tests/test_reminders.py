@@ -68,6 +68,7 @@ def test_send_renewal_reminders_sends_one_digest_per_account_manager(alice, bob)
         assert order.number in digest.body
         assert admin_link(order) in digest.body
     assert b1.number not in digest.body
+    assert "https://portal.reseller.example/admin/orders/renewaldue/" in digest.body
     line = next(line for line in digest.body.splitlines() if a1.number in line)
     assert "Acme Ltd" in line
     assert "oo-std" in line
