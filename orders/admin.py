@@ -270,5 +270,3 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
             return "-"
         return call_log_link(obj, order__id__exact=obj.pk)
 
-
-from orders import admin_renewals  # noqa: E402,F401
