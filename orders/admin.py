@@ -269,4 +269,3 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
         if obj.pk is None:
             return "-"
         return call_log_link(obj, order__id__exact=obj.pk)
-

@@ -17,6 +17,7 @@ from orders import terms
 from orders.models import Order, ReminderRun, RenewalDue, RenewalReminder
 from orders.reminders import ReminderError, reminder_resend
 from orders.selectors import DUE, LAPSED, NOT_YET_DUE, order_list_due_for_renewal, renewal_state_q
+from portal.admin import ReadOnlyAdmin
 
 RENEWALS_PER_PAGE = 100
 
@@ -34,17 +35,6 @@ class RenewalWindowFilter(admin.SimpleListFilter):
         if self.value() in {DUE, LAPSED, NOT_YET_DUE}:
             return queryset.filter(renewal_state_q(self.value()))
         return queryset
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class ReminderInline(admin.TabularInline):

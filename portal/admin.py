@@ -187,8 +187,21 @@ class NeedsAttentionFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A record kept by the system: people may look, never edit."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(ProvisioningCall)
-class ProvisioningCallAdmin(admin.ModelAdmin):
+class ProvisioningCallAdmin(ReadOnlyAdmin):
     list_display = [
         "started_at",
         "method",
@@ -209,12 +222,3 @@ class ProvisioningCallAdmin(admin.ModelAdmin):
     @admin.display(description="triggered by")
     def triggered_by_label(self, obj):
         return obj.triggered_by_label
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

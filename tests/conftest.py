@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.contrib.auth.models import Group
 
+from orders.models import Order
 from portal import provisioning
 from portal.roles import MANAGERS, SALES
 from portal.sandbox import Sandbox
@@ -90,3 +91,30 @@ def registered_customer(db):
 def active_order(registered_customer):
     """A placed (active) monthly subscription."""
     return provisioning.order_place(order=OrderFactory(customer=registered_customer))
+
+
+@pytest.fixture
+def order_in(sandbox, registered_customer):
+    """A first order brought to `state` through the service."""
+
+    def make(state: str) -> Order:
+        order = OrderFactory(customer=registered_customer)
+        if state == "failed":
+            sandbox.inject("createFirstOrder", "respond", status=400, body='"no"')
+            with pytest.raises(provisioning.VendorRefused):
+                provisioning.order_place(order=order)
+        elif state == "pending":
+            sandbox.inject("createFirstOrder", "500-after")
+            with pytest.raises(provisioning.OutcomeUnknown):
+                provisioning.order_place(order=order)
+        elif state != "draft":
+            provisioning.order_place(order=order)
+            if state == "suspended":
+                provisioning.order_suspend(order=order)
+            elif state == "cancelled":
+                provisioning.order_cancel(order=order)
+        order.refresh_from_db()
+        assert order.status == state
+        return order
+
+    return make

@@ -68,27 +68,6 @@ def _subscription(day: date) -> Order:
         return provisioning.order_place(order=OrderFactory(customer=customer))
 
 
-def _order_in(sandbox, customer, state: str) -> Order:
-    order = OrderFactory(customer=customer)
-    if state == "pending":
-        sandbox.inject("createFirstOrder", "500-after")
-        with pytest.raises(provisioning.OutcomeUnknown):
-            provisioning.order_place(order=order)
-    elif state == "failed":
-        sandbox.inject("createFirstOrder", "respond", status=400, body='"no"')
-        with pytest.raises(provisioning.VendorRefused):
-            provisioning.order_place(order=order)
-    elif state != "draft":
-        provisioning.order_place(order=order)
-        if state == "suspended":
-            provisioning.order_suspend(order=order)
-        elif state == "cancelled":
-            provisioning.order_cancel(order=order)
-    order.refresh_from_db()
-    assert order.status == state
-    return order
-
-
 # Customers ------------------------------------------------------------------------------------
 
 
@@ -369,9 +348,9 @@ def test_renew_selected_reports_each_subscription(staff, sandbox):
     ],
 )
 def test_confirmation_button_asks_first_then_acts_on_post(
-    staff, sandbox, registered_customer, name, state, done, words
+    staff, sandbox, order_in, name, state, done, words
 ):
-    order = _order_in(sandbox, registered_customer, state)
+    order = order_in(state)
     sent = len(sandbox.requests)
 
     page = staff.get(_button(order, name))
@@ -380,7 +359,7 @@ def test_confirmation_button_asks_first_then_acts_on_post(
     assert "admin/portal/confirm_provisioning.html" in [t.name for t in page.templates]
     html = page.content.decode()
     assert words in html
-    assert f"{order.number} for {registered_customer.name}: 20 × oo-std, monthly" in html
+    assert f"{order.number} for {order.customer.name}: 20 × oo-std, monthly" in html
     assert f'action="{_button(order, name)}"' in html
     assert len(sandbox.requests) == sent
     order.refresh_from_db()
@@ -398,9 +377,9 @@ def test_confirmation_button_asks_first_then_acts_on_post(
 
 @pytest.mark.parametrize(("action", "done"), [("suspend", "suspended"), ("cancel", "cancelled")])
 def test_bulk_suspend_and_cancel_ask_first_then_act_on_post_yes(
-    staff, sandbox, registered_customer, action, done
+    staff, sandbox, order_in, action, done
 ):
-    orders = [_order_in(sandbox, registered_customer, "active") for _ in range(2)]
+    orders = [order_in("active") for _ in range(2)]
     sent = len(sandbox.requests)
 
     page = _bulk(staff, ORDERS, f"{action}_selected", *orders)
@@ -463,9 +442,9 @@ def test_order_retry_button_settles_a_pending_suspend(staff, sandbox, active_ord
     ],
 )
 def test_order_change_page_shows_only_the_possible_buttons(
-    staff, sandbox, registered_customer, state, buttons
+    staff, sandbox, order_in, state, buttons
 ):
-    order = _order_in(sandbox, registered_customer, state)
+    order = order_in(state)
 
     response = staff.get(_change(order))
 
