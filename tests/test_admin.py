@@ -13,6 +13,7 @@ from orders.admin import RenewalInline
 from orders.models import Order
 from portal import provisioning
 from portal.models import ProvisioningCall
+from tests.admin_urls import button_url, change_url
 from tests.factories import CustomerFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
@@ -41,16 +42,6 @@ def staff(client, sales_user, settings):
 
 def _messages(response) -> list[tuple[str, str]]:
     return [(m.level_tag, str(m)) for m in response.context["messages"]]
-
-
-def _button(obj, name: str) -> str:
-    opts = obj._meta
-    return reverse(f"admin:{opts.app_label}_{opts.model_name}_provision", args=[obj.pk, name])
-
-
-def _change(obj) -> str:
-    opts = obj._meta
-    return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
 
 
 def _bulk(client, url: str, action: str, *objects, **extra):
@@ -87,9 +78,9 @@ def test_register_selected_registers_and_reports(staff, sandbox, sales_user):
 def test_register_button_registers_and_returns_to_the_change_page(staff, sandbox):
     customer = CustomerFactory()
 
-    response = staff.post(_button(customer, "register"), follow=True)
+    response = staff.post(button_url(customer, "register"), follow=True)
 
-    assert response.redirect_chain == [(_change(customer), 302)]
+    assert response.redirect_chain == [(change_url(customer), 302)]
     assert _messages(response) == [("success", f"{customer}: registered.")]
     customer.refresh_from_db()
     assert customer.status == Customer.Status.REGISTERED
@@ -100,7 +91,7 @@ def test_register_button_shows_the_vendors_refusal(staff, sandbox):
     customer = CustomerFactory()
     sandbox.inject("createCustomer", "respond", status=400, body='"admin email is blocked"')
 
-    response = staff.post(_button(customer, "register"), follow=True)
+    response = staff.post(button_url(customer, "register"), follow=True)
 
     [(level, text)] = _messages(response)
     assert level == "error"
@@ -112,7 +103,7 @@ def test_register_button_shows_the_vendors_refusal(staff, sandbox):
 def test_register_button_reports_invalid_fields_without_sending(staff, sandbox):
     customer = CustomerFactory(admin_email="not-an-email")
 
-    response = staff.post(_button(customer, "register"), follow=True)
+    response = staff.post(button_url(customer, "register"), follow=True)
 
     [(level, text)] = _messages(response)
     assert level == "error"
@@ -127,7 +118,7 @@ def test_register_button_reports_an_unknown_outcome_as_a_warning(staff, sandbox)
     customer = CustomerFactory()
     sandbox.inject("createCustomer", "500-after")
 
-    response = staff.post(_button(customer, "register"), follow=True)
+    response = staff.post(button_url(customer, "register"), follow=True)
 
     [(level, text)] = _messages(response)
     assert level == "warning"
@@ -141,7 +132,7 @@ def test_register_button_reports_an_unsent_call_as_a_warning(staff, sandbox):
     customer = CustomerFactory()
     sandbox.refuse_connections()
 
-    response = staff.post(_button(customer, "register"), follow=True)
+    response = staff.post(button_url(customer, "register"), follow=True)
 
     [(level, text)] = _messages(response)
     assert level == "warning"
@@ -153,9 +144,9 @@ def test_register_button_reports_an_unsent_call_as_a_warning(staff, sandbox):
 def test_customer_retry_button_settles_a_pending_registration(staff, sandbox):
     customer = CustomerFactory()
     sandbox.inject("createCustomer", "500-after")
-    staff.post(_button(customer, "register"), follow=True)
+    staff.post(button_url(customer, "register"), follow=True)
 
-    response = staff.post(_button(customer, "retry"), follow=True)
+    response = staff.post(button_url(customer, "retry"), follow=True)
 
     assert _messages(response) == [("success", f"{customer}: retried, now registered.")]
     customer.refresh_from_db()
@@ -166,7 +157,7 @@ def test_customer_retry_button_settles_a_pending_registration(staff, sandbox):
 def test_register_button_refuses_a_get(staff, sandbox):
     customer = CustomerFactory()
 
-    response = staff.get(_button(customer, "register"))
+    response = staff.get(button_url(customer, "register"))
 
     assert response.status_code == 405
     assert sandbox.requests == []
@@ -175,7 +166,7 @@ def test_register_button_refuses_a_get(staff, sandbox):
 def test_provision_url_with_an_unknown_action_is_forbidden(staff, sandbox):
     customer = CustomerFactory()
 
-    assert staff.post(_button(customer, "delete")).status_code == 403
+    assert staff.post(button_url(customer, "delete")).status_code == 403
     assert sandbox.requests == []
 
 
@@ -190,24 +181,24 @@ def test_customer_change_page_shows_only_the_possible_buttons(staff, sandbox, st
     elif state == "pending":
         sandbox.inject("createCustomer", "500-after")
     if state != "draft":
-        staff.post(_button(customer, "register"))
+        staff.post(button_url(customer, "register"))
     customer.refresh_from_db()
     assert customer.status == state
 
-    response = staff.get(_change(customer))
+    response = staff.get(change_url(customer))
 
     assert _buttons(response) == buttons
     html = response.content.decode()
     for name in ("register", "retry"):
-        assert (_button(customer, name) in html) is (name in buttons)
+        assert (button_url(customer, name) in html) is (name in buttons)
 
 
 def test_customer_list_needs_attention_filter_shows_unsettled_customers(staff, sandbox):
     settled = CustomerFactory()
-    staff.post(_button(settled, "register"))
+    staff.post(button_url(settled, "register"))
     unsettled = CustomerFactory()
     sandbox.inject("createCustomer", "500-after")
-    staff.post(_button(unsettled, "register"))
+    staff.post(button_url(unsettled, "register"))
 
     response = staff.get(f"{CUSTOMERS}?attention=yes")
 
@@ -217,7 +208,7 @@ def test_customer_list_needs_attention_filter_shows_unsettled_customers(staff, s
 def test_customer_change_form_keeps_status_and_mirrored_fields_read_only(staff):
     customer = CustomerFactory()
 
-    response = staff.get(_change(customer))
+    response = staff.get(change_url(customer))
 
     form = response.context["adminform"].form
     fixed = ["status", "oneoffice_id", "partner", "remote_created_at", "is_active"]
@@ -243,7 +234,7 @@ def test_customer_change_form_ignores_posted_status_and_mirrored_fields(staff):
         "_save": "Save",
     }
 
-    response = staff.post(_change(customer), data)
+    response = staff.post(change_url(customer), data)
 
     assert response.status_code == 302
     customer.refresh_from_db()
@@ -252,7 +243,7 @@ def test_customer_change_form_ignores_posted_status_and_mirrored_fields(staff):
 
 
 def test_customer_change_form_of_a_registered_customer_is_read_only(staff, registered_customer):
-    response = staff.get(_change(registered_customer))
+    response = staff.get(change_url(registered_customer))
 
     form = response.context["adminform"].form
     for name in ("code", "name", "admin_email", "admin_phone", "admin_display_name"):
@@ -260,7 +251,7 @@ def test_customer_change_form_of_a_registered_customer_is_read_only(staff, regis
 
 
 def test_customer_change_page_links_to_its_calls(staff, registered_customer):
-    response = staff.get(_change(registered_customer))
+    response = staff.get(change_url(registered_customer))
 
     assert f"{CALLS}?customer__id__exact={registered_customer.pk}" in response.content.decode()
 
@@ -271,9 +262,9 @@ def test_customer_change_page_links_to_its_calls(staff, registered_customer):
 def test_place_button_places_the_order(staff, sandbox, registered_customer):
     order = OrderFactory(customer=registered_customer)
 
-    response = staff.post(_button(order, "place"), follow=True)
+    response = staff.post(button_url(order, "place"), follow=True)
 
-    assert response.redirect_chain == [(_change(order), 302)]
+    assert response.redirect_chain == [(change_url(order), 302)]
     assert _messages(response) == [("success", f"{order}: placed, now active.")]
     order.refresh_from_db()
     assert order.status == Order.Status.ACTIVE
@@ -302,7 +293,7 @@ def test_renew_button_renews_inside_the_window(staff, sandbox):
     subscription = _subscription(date(2027, 1, 31))
 
     with travel(2027, 2, 13):
-        response = staff.post(_button(subscription, "renew"), follow=True)
+        response = staff.post(button_url(subscription, "renew"), follow=True)
 
     renewal = subscription.renewals.get()
     assert _messages(response) == [("success", f"{renewal}: renewed, now active.")]
@@ -315,7 +306,7 @@ def test_renew_button_explains_a_refusal_outside_the_window(staff, sandbox):
     sent = len(sandbox.requests)
 
     with travel(2027, 2, 12):
-        response = staff.post(_button(subscription, "renew"), follow=True)
+        response = staff.post(button_url(subscription, "renew"), follow=True)
 
     [(level, text)] = _messages(response)
     assert level == "error"
@@ -353,21 +344,21 @@ def test_confirmation_button_asks_first_then_acts_on_post(
     order = order_in(state)
     sent = len(sandbox.requests)
 
-    page = staff.get(_button(order, name))
+    page = staff.get(button_url(order, name))
 
     assert page.status_code == 200
     assert "admin/portal/confirm_provisioning.html" in [t.name for t in page.templates]
     html = page.content.decode()
     assert words in html
     assert f"{order.number} for {order.customer.name}: 20 × oo-std, monthly" in html
-    assert f'action="{_button(order, name)}"' in html
+    assert f'action="{button_url(order, name)}"' in html
     assert len(sandbox.requests) == sent
     order.refresh_from_db()
     assert order.status == state
 
-    response = staff.post(_button(order, name), follow=True)
+    response = staff.post(button_url(order, name), follow=True)
 
-    assert response.redirect_chain == [(_change(order), 302)]
+    assert response.redirect_chain == [(change_url(order), 302)]
     [(level, text)] = _messages(response)
     assert (level, text) == ("success", f"{order}: {done}.")
     order.refresh_from_db()
@@ -408,7 +399,7 @@ def test_cancel_button_shows_the_vendors_refusal_and_restores_the_status(
 ):
     sandbox.inject("cancelOrder", "respond", status=409, body='{"error": "order is locked"}')
 
-    response = staff.post(_button(active_order, "cancel"), follow=True)
+    response = staff.post(button_url(active_order, "cancel"), follow=True)
 
     [(level, text)] = _messages(response)
     assert level == "error"
@@ -419,11 +410,11 @@ def test_cancel_button_shows_the_vendors_refusal_and_restores_the_status(
 
 def test_order_retry_button_settles_a_pending_suspend(staff, sandbox, active_order):
     sandbox.inject("suspendOrder", "500-after")
-    staff.post(_button(active_order, "suspend"), follow=True)
+    staff.post(button_url(active_order, "suspend"), follow=True)
     active_order.refresh_from_db()
     assert active_order.status == Order.Status.PENDING
 
-    response = staff.post(_button(active_order, "retry"), follow=True)
+    response = staff.post(button_url(active_order, "retry"), follow=True)
 
     assert _messages(response) == [("success", f"{active_order}: retried, now suspended.")]
     active_order.refresh_from_db()
@@ -446,12 +437,12 @@ def test_order_change_page_shows_only_the_possible_buttons(
 ):
     order = order_in(state)
 
-    response = staff.get(_change(order))
+    response = staff.get(change_url(order))
 
     assert _buttons(response) == buttons
     html = response.content.decode()
     for name in ("place", "renew", "suspend", "cancel", "retry"):
-        assert (_button(order, name) in html) is (name in buttons)
+        assert (button_url(order, name) in html) is (name in buttons)
 
 
 def test_renewal_change_page_has_no_buttons_and_no_inline(staff, sandbox):
@@ -459,7 +450,7 @@ def test_renewal_change_page_has_no_buttons_and_no_inline(staff, sandbox):
     with travel(2027, 2, 20):
         renewal = provisioning.order_renew(order=subscription)
 
-    response = staff.get(_change(renewal))
+    response = staff.get(change_url(renewal))
 
     assert _buttons(response) == []
     assert not any(
@@ -470,7 +461,7 @@ def test_renewal_change_page_has_no_buttons_and_no_inline(staff, sandbox):
 def test_order_change_form_keeps_status_and_terms_read_only(staff, registered_customer):
     order = OrderFactory(customer=registered_customer)
 
-    response = staff.get(_change(order))
+    response = staff.get(change_url(order))
 
     form = response.context["adminform"].form
     for name in ("status", "pending_action", "term_start", "term_end", "current_term_end"):
@@ -479,7 +470,7 @@ def test_order_change_form_keeps_status_and_terms_read_only(staff, registered_cu
 
 
 def test_order_change_form_of_a_placed_order_is_read_only(staff, active_order):
-    response = staff.get(_change(active_order))
+    response = staff.get(change_url(active_order))
 
     form = response.context["adminform"].form
     for name in ("customer", "number", "product", "licenses", "duration", "status"):
@@ -504,17 +495,17 @@ def test_first_order_page_shows_its_renewals_inline(staff, sandbox):
     with travel(2027, 2, 20):
         renewal = provisioning.order_renew(order=subscription)
 
-    response = staff.get(_change(subscription))
+    response = staff.get(change_url(subscription))
 
     [inline] = [
         f for f in response.context["inline_admin_formsets"] if isinstance(f.opts, RenewalInline)
     ]
     assert [form.original for form in inline] == [renewal]
-    assert _change(renewal) in response.content.decode()
+    assert change_url(renewal) in response.content.decode()
 
 
 def test_order_change_page_links_to_its_calls(staff, active_order):
-    response = staff.get(_change(active_order))
+    response = staff.get(change_url(active_order))
 
     assert f"{CALLS}?order__id__exact={active_order.pk}" in response.content.decode()
 

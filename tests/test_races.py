@@ -227,19 +227,6 @@ def test_two_pending_renewals_are_refused_by_the_database():
     assert Order.objects.filter(parent=subscription).count() == 3
 
 
-def test_live_lease_refuses_without_sending(sandbox):
-    customer = CustomerFactory()
-    Customer.objects.filter(pk=customer.pk).update(
-        lease_until=timezone.now() + timedelta(minutes=1)
-    )
-
-    with pytest.raises(provisioning.Busy):
-        provisioning.customer_register(customer=customer)
-
-    assert sandbox.requests == []
-    assert Customer.objects.get(pk=customer.pk).status == Customer.Status.DRAFT
-
-
 def test_lease_of_a_crashed_worker_expires_and_the_retry_settles(sandbox):
     customer = CustomerFactory()
     sandbox.inject("createCustomer", "500-after")

@@ -12,6 +12,7 @@ from django.urls import reverse
 from customers.models import Customer
 from orders.models import Order
 from portal.roles import MANAGERS, SALES
+from tests.admin_urls import button_url, change_url
 from tests.factories import CustomerFactory, OrderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -36,16 +37,6 @@ def long_sessions(settings):
     # Some tests travel months away from the login; the session must outlive that.
     settings.SESSION_COOKIE_AGE = 20 * 365 * 24 * 3600
     settings.TIME_ZONE = "UTC"
-
-
-def _button(obj, name: str) -> str:
-    opts = obj._meta
-    return reverse(f"admin:{opts.app_label}_{opts.model_name}_provision", args=[obj.pk, name])
-
-
-def _change(obj) -> str:
-    opts = obj._meta
-    return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
 
 
 def _actions(client, url: str) -> set[str]:
@@ -112,7 +103,7 @@ def test_sales_can_change_a_draft_customer(client, sales_user):
     customer = CustomerFactory()
     client.force_login(sales_user)
 
-    response = client.post(_change(customer), _customer_data(code=customer.code, name="Renamed"))
+    response = client.post(change_url(customer), _customer_data(code=customer.code, name="Renamed"))
 
     assert response.status_code == 302
     customer.refresh_from_db()
@@ -136,7 +127,7 @@ def test_sales_can_add_and_change_an_order(client, sales_user, registered_custom
 
     inline = {"renewals-TOTAL_FORMS": 0, "renewals-INITIAL_FORMS": 0}
     response = client.post(
-        _change(order), {**data, **inline, "number": order.number, "licenses": 25}
+        change_url(order), {**data, **inline, "number": order.number, "licenses": 25}
     )
 
     assert response.status_code == 302
@@ -156,14 +147,14 @@ def test_sales_runs_every_provisioning_action_from_the_buttons(client, sandbox, 
     customer = CustomerFactory()
     sandbox.inject("createCustomer", "500-after")
     with time_machine.travel(datetime(2027, 1, 31, 12, tzinfo=UTC), tick=False):
-        client.post(_button(customer, "register"))
-        client.post(_button(customer, "retry"))
+        client.post(button_url(customer, "register"))
+        client.post(button_url(customer, "retry"))
         order = OrderFactory(customer=customer)
-        client.post(_button(order, "place"))
+        client.post(button_url(order, "place"))
     with time_machine.travel(datetime(2027, 2, 20, 12, tzinfo=UTC), tick=False):
-        client.post(_button(order, "renew"))
-        client.post(_button(order, "suspend"))
-        client.post(_button(order, "cancel"))
+        client.post(button_url(order, "renew"))
+        client.post(button_url(order, "suspend"))
+        client.post(button_url(order, "cancel"))
 
     customer.refresh_from_db()
     order.refresh_from_db()
@@ -198,7 +189,7 @@ def test_managers_can_view_customer_and_order_pages(client, manager_user, active
     client.force_login(manager_user)
 
     for obj in (active_order.customer, active_order):
-        response = client.get(_change(obj))
+        response = client.get(change_url(obj))
         assert response.status_code == 200
         assert response.context["provisioning_buttons"] == []
         assert 'name="_save"' not in response.content.decode()
@@ -218,7 +209,7 @@ def test_managers_see_no_buttons_even_where_actions_are_possible(
     client.force_login(manager_user)
 
     for obj in (draft, active_order):
-        html = client.get(_change(obj)).content.decode()
+        html = client.get(change_url(obj)).content.decode()
         assert "/oneoffice/" not in html
 
 
@@ -248,7 +239,7 @@ def test_managers_get_403_on_the_button_urls(
     sent = len(sandbox.requests)
     client.force_login(manager_user)
 
-    response = getattr(client, method)(_button(obj, name))
+    response = getattr(client, method)(button_url(obj, name))
 
     assert response.status_code == 403
     assert len(sandbox.requests) == sent
@@ -296,8 +287,8 @@ def test_managers_cannot_change_customers_or_orders(client, manager_user, regist
     order_data |= {"licenses": 99, "duration": "yearly", "_save": "Save"}
     order_data |= {"renewals-TOTAL_FORMS": 0, "renewals-INITIAL_FORMS": 0}
 
-    customer_response = client.post(_change(customer), _customer_data(code=customer.code))
-    order_response = client.post(_change(order), order_data)
+    customer_response = client.post(change_url(customer), _customer_data(code=customer.code))
+    order_response = client.post(change_url(order), order_data)
 
     assert (customer_response.status_code, order_response.status_code) == (403, 403)
     customer.refresh_from_db()
@@ -316,10 +307,16 @@ def test_staff_without_a_group_sees_nothing(client, sandbox, active_order):
 
     assert index.status_code == 200
     assert index.context["app_list"] == []
-    for url in (CUSTOMERS, ORDERS, CALLS, _change(active_order), _change(active_order.customer)):
+    for url in (
+        CUSTOMERS,
+        ORDERS,
+        CALLS,
+        change_url(active_order),
+        change_url(active_order.customer),
+    ):
         assert client.get(url).status_code == 403
     sent = len(sandbox.requests)
-    assert client.post(_button(active_order, "cancel")).status_code == 403
+    assert client.post(button_url(active_order, "cancel")).status_code == 403
     assert len(sandbox.requests) == sent
 
 
@@ -334,7 +331,7 @@ def test_anonymous_users_are_sent_to_the_login_page(client, url):
 def test_anonymous_button_posts_are_sent_to_the_login_page(client, sandbox, active_order):
     sent = len(sandbox.requests)
 
-    response = client.post(_button(active_order, "cancel"))
+    response = client.post(button_url(active_order, "cancel"))
 
     assert response.status_code == 302
     assert response.url.startswith(reverse("admin:login"))
@@ -348,7 +345,7 @@ def test_non_staff_user_in_sales_is_sent_to_the_login_page(client, sandbox, acti
     user.groups.add(Group.objects.get(name=SALES))
     client.force_login(user)
 
-    response = client.post(_button(active_order, "cancel"))
+    response = client.post(button_url(active_order, "cancel"))
 
     assert response.status_code == 302
     assert response.url.startswith(reverse("admin:login"))
