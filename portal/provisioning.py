@@ -29,6 +29,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django_q.models import Schedule
 
 from customers.models import Customer
 from orders import terms
@@ -80,14 +81,15 @@ class OutcomeUnknown(StillPending):
 
 
 # Refusals that, on a retry after an unknown outcome, prove the earlier attempt landed.
-_ID_EXISTS = r"duplicate key|already exists"
+# A duplicate on another column (the vendor's documented "users_email") says nothing about our id.
+_ID_EXISTS = r"^(?!.*email)(?=.*(duplicate key|already exists))"
 _SETTLES = {
-    ProvisioningCall.Method.CREATE_CUSTOMER: re.compile(_ID_EXISTS, re.I),
-    ProvisioningCall.Method.CREATE_FIRST_ORDER: re.compile(_ID_EXISTS, re.I),
+    ProvisioningCall.Method.CREATE_CUSTOMER: re.compile(_ID_EXISTS, re.I | re.S),
+    ProvisioningCall.Method.CREATE_FIRST_ORDER: re.compile(_ID_EXISTS, re.I | re.S),
     # The portal checked the window before the first attempt, so "too early" now means the
     # earlier attempt already moved the term on.
     ProvisioningCall.Method.CREATE_RENEWAL_ORDER: re.compile(
-        _ID_EXISTS + r"|more than \d+ days|days left", re.I
+        _ID_EXISTS + r"|more than \d+ days|days left", re.I | re.S
     ),
     ProvisioningCall.Method.CANCEL_ORDER: re.compile(r"already cancel", re.I),
     ProvisioningCall.Method.SUSPEND_ORDER: re.compile(r"already suspend", re.I),
@@ -291,6 +293,36 @@ def order_permission_for(order: Order) -> str:
     return f"{action}_order"
 
 
+def retry_stranded() -> int:
+    """Schedule a retry, now, for pending operations that nothing would retry otherwise.
+
+    That is a pending object no request is working on (its lease is free or expired) whose
+    latest call is in flight, unknown or not sent, with automatic attempts left and no retry
+    scheduled after that call: a process that died mid-call, or a retry lost with its process.
+    Configuration errors wait for a person. Returns how many retries it scheduled.
+    """
+    from portal import tasks
+
+    now = timezone.now()
+    unsettled = {Outcome.IN_FLIGHT, Outcome.UNKNOWN, Outcome.NOT_SENT}
+    scheduled = 0
+    for model in (Customer, Order):
+        idle = model.objects.filter(
+            Q(lease_until__isnull=True) | Q(lease_until__lt=now),
+            status=model.Status.PENDING,
+            attempts__lt=settings.ONEOFFICE_RETRY_MAX_ATTEMPTS,
+        )
+        for subject in idle:
+            call = _calls_of(subject).order_by("-started_at", "-id").first()
+            if call is None or call.outcome not in unsettled:
+                continue
+            if Schedule.objects.filter(name=tasks.retry_name(subject, call_id=call.pk)).exists():
+                continue
+            tasks.schedule_retry(subject, attempt=subject.attempts, call_id=call.pk, at=now)
+            scheduled += 1
+    return scheduled
+
+
 # The shared machinery --------------------------------------------------------------------------
 
 
@@ -304,18 +336,20 @@ def _leased(subject: Subject) -> Iterator[None]:
     """Hold the object's lease for the duration of one vendor call, or raise `Busy`."""
     model = type(subject)
     now = timezone.now()
+    until = now + _lease_length()
     with transaction.atomic(durable=True):
         taken = (
             model.objects.filter(pk=subject.pk)
             .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-            .update(lease_until=now + _lease_length())
+            .update(lease_until=until)
         )
     if not taken:
         raise Busy(f"{subject} is being sent to OneOffice right now by another request.")
     try:
         yield
     finally:
-        model.objects.filter(pk=subject.pk).update(lease_until=None)
+        # Only our own lease: a reply trickling in past it may have let another process in.
+        model.objects.filter(pk=subject.pk, lease_until=until).update(lease_until=None)
 
 
 def _start(subject: Subject, attempt: int | None, *, startable: set[str], action: str = "") -> bool:
@@ -564,7 +598,7 @@ def _record_failure(
             fields.append("first_sent_at")
         subject.save(update_fields=fields)
         if not final and outcome != Outcome.CONFIG_ERROR:
-            _plan_retry(subject)
+            _plan_retry(subject, call)
     logger.warning("%s %s: %s (attempt %s): %s", call.method, subject, outcome, call.attempt, exc)
 
     if isinstance(exc, oneoffice.Refused):
@@ -579,7 +613,7 @@ def _record_failure(
     raise OutcomeUnknown(f"{subject}: {exc.message} {_retry_note(subject)}")
 
 
-def _plan_retry(subject: Subject) -> None:
+def _plan_retry(subject: Subject, call: ProvisioningCall) -> None:
     """After commit: schedule the next automatic attempt, or tell managers there is none."""
     from portal import tasks
 
@@ -587,7 +621,9 @@ def _plan_retry(subject: Subject) -> None:
     if attempt < settings.ONEOFFICE_RETRY_MAX_ATTEMPTS:
         delay = timedelta(seconds=settings.ONEOFFICE_RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1))
         transaction.on_commit(
-            lambda: tasks.schedule_retry(subject, attempt=attempt, at=timezone.now() + delay)
+            lambda: tasks.schedule_retry(
+                subject, attempt=attempt, call_id=call.pk, at=timezone.now() + delay
+            )
         )
     elif attempt == settings.ONEOFFICE_RETRY_MAX_ATTEMPTS:
         transaction.on_commit(lambda: notifications.retries_exhausted(subject))

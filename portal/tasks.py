@@ -28,12 +28,26 @@ def order_retry_task(order_id: int, attempt: int) -> str:
     return f"{order}: {order.status}"
 
 
-def schedule_retry(subject: Customer | Order, *, attempt: int, at: datetime) -> None:
-    """One automatic retry of `subject` after `attempt`, run once by the cluster at `at`."""
+def retry_stranded_task() -> str:
+    """The periodic sweep: retries nothing else would (see `provisioning.retry_stranded`)."""
+    return f"{provisioning.retry_stranded()} stranded operation(s) scheduled for a retry"
+
+
+def retry_name(subject: Customer | Order, *, call_id: int) -> str:
     kind = "customer" if isinstance(subject, Customer) else "order"
-    name = f"retry {kind} {subject.pk} after attempt {attempt}"
+    return f"retry {kind} {subject.pk} after call {call_id}"
+
+
+def schedule_retry(subject: Customer | Order, *, attempt: int, call_id: int, at: datetime) -> None:
+    """One automatic retry of `subject` after the call `call_id`, run once by the cluster at `at`.
+
+    Named after the call, so scheduling twice for one call is harmless and every new call can
+    have its own; deleted by the cluster once it has run.
+    """
+    name = retry_name(subject, call_id=call_id)
     if Schedule.objects.filter(name=name).exists():
         return
+    kind = "customer" if isinstance(subject, Customer) else "order"
     schedule(
         f"portal.tasks.{kind}_retry_task",
         subject.pk,
@@ -41,5 +55,5 @@ def schedule_retry(subject: Customer | Order, *, attempt: int, at: datetime) -> 
         name=name,
         schedule_type=Schedule.ONCE,
         next_run=at,
-        repeats=1,
+        repeats=-1,
     )

@@ -265,6 +265,12 @@ def test_refused_connection_then_vendor_down_again_never_claims_done(quick_vendo
 # Automatic retries -----------------------------------------------------------------------------
 
 
+def _schedule_after(attempt: int) -> Schedule:
+    """The retry scheduled after attempt `attempt` (its stored args are (pk, attempt))."""
+    (schedule,) = [s for s in Schedule.objects.all() if ast.literal_eval(s.args)[1] == attempt]
+    return schedule
+
+
 def _run_schedule(schedule: Schedule) -> str:
     """What the cluster does with a due ONCE schedule: call its function with its stored args."""
     return import_string(schedule.func)(*ast.literal_eval(schedule.args))
@@ -290,7 +296,7 @@ def test_auto_retry_scheduled_after_commit_with_backoff_and_settles(
     subject = case.subject()
     schedule = Schedule.objects.get()
     kind = "customer" if method == "createCustomer" else "order"
-    assert schedule.name == f"retry {kind} {subject.pk} after attempt 1"
+    assert schedule.name == f"retry {kind} {subject.pk} after call {_calls(method)[0].pk}"
     assert schedule.func == f"portal.tasks.{kind}_retry_task"
     assert ast.literal_eval(schedule.args) == (subject.pk, 1)
     assert schedule.schedule_type == Schedule.ONCE
@@ -323,7 +329,7 @@ def test_auto_retry_stops_at_max_attempts_and_emails_managers_once(
         case.run()
     delays = []
     for attempt in (1, 2):
-        schedule = Schedule.objects.get(name__endswith=f"after attempt {attempt}")
+        schedule = _schedule_after(attempt)
         delays.append(schedule.next_run)
         with django_capture_on_commit_callbacks(execute=True):
             result = _run_schedule(schedule)
@@ -343,7 +349,7 @@ def test_auto_retry_stops_at_max_attempts_and_emails_managers_once(
 
     # A stale delivery of an old schedule sends nothing.
     sent = len(quick_vendor.requests)
-    assert "already retried" in _run_schedule(Schedule.objects.get(name__endswith="attempt 1"))
+    assert "already retried" in _run_schedule(_schedule_after(1))
     assert len(quick_vendor.requests) == sent
 
     # A person retries past the maximum: it still fails, but no second email, no new schedule.
@@ -367,11 +373,11 @@ def test_auto_retry_stops_at_max_attempts_and_emails_managers_once(
 
 
 @pytest.mark.django_db
-def test_schedule_retry_twice_for_one_attempt_makes_one_schedule(registered_customer):
+def test_schedule_retry_twice_for_one_call_makes_one_schedule(registered_customer):
     at = timezone.now() + timedelta(minutes=1)
 
-    tasks.schedule_retry(registered_customer, attempt=1, at=at)
-    tasks.schedule_retry(registered_customer, attempt=1, at=at)
+    tasks.schedule_retry(registered_customer, attempt=1, call_id=7, at=at)
+    tasks.schedule_retry(registered_customer, attempt=1, call_id=7, at=at)
 
     assert Schedule.objects.count() == 1
 

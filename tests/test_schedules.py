@@ -76,7 +76,7 @@ def test_setup_schedules_twice_leaves_one_schedule():
     first = setup_schedules(datetime(2027, 3, 10, 9, 0, tzinfo=AUCKLAND))
     second = setup_schedules(datetime(2027, 3, 10, 12, 0, tzinfo=AUCKLAND))
 
-    assert Schedule.objects.count() == 1
+    assert Schedule.objects.filter(name=RENEWAL_REMINDERS).count() == 1
     assert second.pk == first.pk
     assert second.next_run == first.next_run
 
@@ -88,7 +88,7 @@ def test_setup_schedules_moves_the_schedule_when_the_time_changes(settings):
 
     schedule = setup_schedules(datetime(2027, 3, 10, 9, 5, tzinfo=AUCKLAND))
 
-    assert Schedule.objects.count() == 1
+    assert Schedule.objects.filter(name=RENEWAL_REMINDERS).count() == 1
     assert schedule.next_run == datetime(2027, 3, 10, 18, 30, tzinfo=AUCKLAND)
 
 

@@ -8,6 +8,8 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 RENEWAL_REMINDERS = "renewal reminders"
+RETRY_STRANDED = "retry stranded provisioning calls"
+RETRY_STRANDED_MINUTES = 10
 
 
 def parse_local_time(value: str) -> time:
@@ -41,8 +43,9 @@ def next_occurrence(at: time, *, now: datetime | None = None) -> datetime:
 class Command(BaseCommand):
     help = (
         "Register the daily renewal reminder job with django-q2 at RENEWAL_REMINDER_TIME "
-        "(DJANGO_TIME_ZONE). Safe to run again: it updates the one schedule, and moves it when "
-        "the time setting changed. The job never runs on creation, only at the next occurrence."
+        "(DJANGO_TIME_ZONE), and the sweep that retries provisioning calls stranded by a dead "
+        "process. Safe to run again: it updates the schedules, and moves the job when the time "
+        "setting changed. Neither runs on creation, only at its next occurrence."
     )
 
     def handle(self, *args, **options):
@@ -64,3 +67,15 @@ class Command(BaseCommand):
             f"{verb} '{schedule.name}': daily at {at:%H:%M} {settings.TIME_ZONE}, "
             f"next run {timezone.localtime(schedule.next_run):%Y-%m-%d %H:%M %Z}."
         )
+        sweep, created = Schedule.objects.update_or_create(
+            name=RETRY_STRANDED,
+            defaults={
+                "func": "portal.tasks.retry_stranded_task",
+                "schedule_type": Schedule.MINUTES,
+                "minutes": RETRY_STRANDED_MINUTES,
+                "repeats": -1,
+                "next_run": timezone.now() + timedelta(minutes=RETRY_STRANDED_MINUTES),
+            },
+        )
+        verb = "Registered" if created else "Updated"
+        self.stdout.write(f"{verb} '{sweep.name}': every {RETRY_STRANDED_MINUTES} minutes.")

@@ -1,0 +1,164 @@
+"""Automatic retries across operations, the sweep for stranded calls, and what settles a retry."""
+
+import ast
+from datetime import timedelta
+
+import pytest
+from django.db.models.signals import pre_save
+from django.utils import timezone
+from django_q.models import Schedule
+
+from customers.models import Customer
+from orders.models import Order
+from portal import provisioning, tasks
+from portal.models import ProvisioningCall
+from tests.admin_urls import change_url
+from tests.factories import CustomerFactory, UserFactory
+
+Outcome = ProvisioningCall.Outcome
+pytestmark = pytest.mark.django_db
+
+
+def _retry_args() -> list[tuple]:
+    return sorted(ast.literal_eval(s.args) for s in Schedule.objects.all())
+
+
+def test_every_unsettled_operation_on_one_order_gets_its_own_retry(
+    sandbox, active_order, django_capture_on_commit_callbacks
+):
+    sandbox.inject("suspendOrder", "500-after")
+    with django_capture_on_commit_callbacks(execute=True):
+        with pytest.raises(provisioning.OutcomeUnknown):
+            provisioning.order_suspend(order=active_order)
+        tasks.order_retry_task(active_order.pk, 1)
+    active_order.refresh_from_db()
+    assert active_order.status == Order.Status.SUSPENDED
+
+    sandbox.inject("cancelOrder", "500-before")
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(provisioning.OutcomeUnknown),
+    ):
+        provisioning.order_cancel(order=active_order)
+
+    cancel_call = ProvisioningCall.objects.filter(method="cancelOrder").get()
+    names = set(Schedule.objects.values_list("name", flat=True))
+    assert f"retry order {active_order.pk} after call {cancel_call.pk}" in names
+    assert len(names) == 2
+
+
+def test_retry_stranded_schedules_a_call_left_in_flight_by_a_dead_process(sandbox):
+    customer = CustomerFactory(status=Customer.Status.PENDING, attempts=1)
+    call = ProvisioningCall.objects.create(
+        method="createCustomer", params={"id": customer.code}, customer=customer
+    )
+
+    assert provisioning.retry_stranded() == 1
+    assert provisioning.retry_stranded() == 0
+
+    schedule = Schedule.objects.get()
+    assert schedule.name == f"retry customer {customer.pk} after call {call.pk}"
+    assert ast.literal_eval(schedule.args) == (customer.pk, 1)
+    assert schedule.next_run <= timezone.now()
+
+    tasks.customer_retry_task(*ast.literal_eval(schedule.args))
+    customer.refresh_from_db()
+    call.refresh_from_db()
+    assert customer.status == Customer.Status.REGISTERED
+    assert call.outcome == Outcome.UNKNOWN
+    assert list(sandbox.snapshot()["customers"]) == [customer.code]
+
+
+@pytest.mark.parametrize(
+    ("lease", "outcome", "attempts"),
+    [
+        (timedelta(minutes=1), Outcome.IN_FLIGHT, 1),  # a live call is working on it
+        (None, Outcome.CONFIG_ERROR, 1),  # a person must fix the settings first
+        (None, Outcome.UNKNOWN, 5),  # automatic attempts used up: it needs attention
+    ],
+)
+def test_retry_stranded_leaves_what_is_not_stranded(sandbox, settings, lease, outcome, attempts):
+    settings.ONEOFFICE_RETRY_MAX_ATTEMPTS = 5
+    customer = CustomerFactory(
+        status=Customer.Status.PENDING,
+        attempts=attempts,
+        lease_until=timezone.now() + lease if lease else None,
+    )
+    ProvisioningCall.objects.create(
+        method="createCustomer", params={}, customer=customer, outcome=outcome
+    )
+
+    assert provisioning.retry_stranded() == 0
+    assert not Schedule.objects.exists()
+
+
+def test_retry_stranded_skips_a_call_whose_retry_is_already_scheduled(
+    sandbox, django_capture_on_commit_callbacks
+):
+    customer = CustomerFactory()
+    sandbox.inject("createCustomer", "500-after")
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(provisioning.OutcomeUnknown),
+    ):
+        provisioning.customer_register(customer=customer)
+
+    assert provisioning.retry_stranded() == 0
+    assert _retry_args() == [(customer.pk, 1)]
+
+
+def test_setup_schedules_registers_the_stranded_call_sweep(db):
+    from django.core.management import call_command
+
+    call_command("setup_schedules", verbosity=0, stdout=None)
+    sweep = Schedule.objects.get(func="portal.tasks.retry_stranded_task")
+    assert sweep.schedule_type == Schedule.MINUTES
+    assert sweep.next_run > timezone.now()
+
+    call_command("setup_schedules", verbosity=0, stdout=None)
+    assert Schedule.objects.filter(func="portal.tasks.retry_stranded_task").count() == 1
+
+
+def test_email_duplicate_on_a_retry_does_not_pass_for_our_id(sandbox):
+    customer = CustomerFactory()
+    sandbox.inject("createCustomer", "500-before")
+    with pytest.raises(provisioning.OutcomeUnknown):
+        provisioning.customer_register(customer=customer)
+    sandbox.inject(
+        "createCustomer",
+        "respond",
+        status=400,
+        body='"duplicate key value violates unique constraint \\"users_email\\""',
+    )
+
+    with pytest.raises(provisioning.VendorRefused, match="users_email"):
+        provisioning.customer_retry(customer=customer)
+
+    customer.refresh_from_db()
+    assert customer.status == Customer.Status.FAILED
+    assert not ProvisioningCall.objects.filter(settled_earlier=True).exists()
+
+
+def test_admin_save_writes_only_the_fields_the_form_changed(client, sales_user, active_order):
+    manager = UserFactory(username="amy")
+    customer = active_order.customer
+    client.force_login(sales_user)
+    form = client.get(change_url(customer)).context["adminform"].form
+    data = {name: form[name].value() or "" for name in form.fields}
+    data["account_manager"] = manager.pk
+    saved = []
+
+    def record(sender, instance, update_fields, **kwargs):
+        saved.append(update_fields)
+
+    pre_save.connect(record, sender=Customer)
+    try:
+        response = client.post(change_url(customer), data)
+    finally:
+        pre_save.disconnect(record, sender=Customer)
+
+    assert response.status_code == 302
+    assert saved == [frozenset({"account_manager", "updated_at"})]
+    customer.refresh_from_db()
+    assert customer.account_manager == manager
+    assert customer.status == Customer.Status.REGISTERED
