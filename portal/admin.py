@@ -148,6 +148,15 @@ class ProvisioningAdminMixin:
             },
         )
 
+    def save_model(self, request, obj, form, change):
+        if not change:
+            return super().save_model(request, obj, form, change)
+        # Only what the form changed: status and mirrored fields belong to the provisioning
+        # service, which may be writing them at this very moment.
+        if form.changed_data:
+            obj.save(update_fields=[*form.changed_data, "updated_at"])
+        return None
+
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         buttons = []
         if obj is not None:
