@@ -16,7 +16,6 @@ class CustomerAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
     list_filter = ["status", NeedsAttentionFilter, "account_manager"]
     list_select_related = ["account_manager"]
     search_fields = ["code", "name", "admin_email", "admin_display_name"]
-    autocomplete_fields = []
     fieldsets = [
         (None, {"fields": ["code", "name", "account_manager"]}),
         (

@@ -15,6 +15,7 @@ from orders.filters import SubscriptionNeedsAttentionFilter
 from orders.models import Order
 from portal import provisioning
 from portal.admin import Provisioning, ProvisioningAdminMixin, call_log_link
+from portal.spreadsheets import csv_cell
 
 S = Order.Status
 BOOKKEEPING = [
@@ -71,18 +72,6 @@ EXPORT_COLUMNS = [
     ("current term end", "current_term_end"),
     ("created at", "created_at"),
 ]
-# Spreadsheets run a cell starting with one of these as a formula (CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(value) -> object:
-    """A value as a CSV cell a spreadsheet shows as text: formula-like text gets a leading
-    apostrophe. Numbers and dates are ours, not user input, and stay as they are."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return "'" + value if value.startswith(_FORMULA_START) else value
-    return value
 
 
 class _Echo:

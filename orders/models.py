@@ -5,7 +5,6 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
-from orders import terms
 from portal.ids import MAX_LENGTH, new_id, validate_remote_id
 from portal.models import Provisioned
 
@@ -179,17 +178,6 @@ class Order(Provisioned):
     @property
     def is_first_order(self) -> bool:
         return self.parent_id is None
-
-    @property
-    def subscription(self) -> "Order":
-        return self if self.parent_id is None else self.parent
-
-    @property
-    def days_left(self) -> int | None:
-        """Days from today (DJANGO_TIME_ZONE) to the subscription's current term end."""
-        if self.current_term_end is None:
-            return None
-        return terms.days_left(self.current_term_end, timezone.localdate())
 
     @property
     def is_editable(self) -> bool:

@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from orders import terms
 from orders.selectors import order_list_due_for_renewal
+from portal.spreadsheets import csv_cell
 
 HEADERS = [
     "order",
@@ -16,14 +17,9 @@ HEADERS = [
     "days left",
     "account manager",
 ]
+
+
 # A spreadsheet runs a cell starting with one of these as a formula.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _text_cell(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA_START) else value
-
-
 class Command(BaseCommand):
     help = (
         "Print the subscriptions due for renewal (term ending within the window) or lapsed, "
@@ -63,7 +59,7 @@ class Command(BaseCommand):
             writer = csv.writer(self.stdout, lineterminator="\n")
             writer.writerow(HEADERS)
             for row in rows:
-                writer.writerow([_text_cell(c) if isinstance(c, str) else c for c in row])
+                writer.writerow([csv_cell(c) for c in row])
             return
         self._table(rows, today, settings.ONEOFFICE_RENEWAL_WINDOW_DAYS if days is None else days)
 
