@@ -18,6 +18,10 @@ class Command(BaseCommand):
         parser.add_argument("--addr", default="127.0.0.1:8000")
 
     def handle(self, *args, addr, **options):
+        # Ctrl-C, a closed terminal or a `kill` all stop the children (SIGINT too: a shell may
+        # have started us with it ignored).
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.default_int_handler)
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         commands = []
         if settings.ONEOFFICE_SANDBOX:
@@ -40,9 +44,14 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             self.stdout.write("\nstopping...")
         finally:
-            for _, process in processes:
+            for name, process in processes:
                 if process.poll() is None:
-                    os.killpg(process.pid, signal.SIGINT)
+                    # The cluster stops its own workers; the web server's reloader child and
+                    # the sandbox go with their process group.
+                    if name == "cluster":
+                        process.terminate()
+                    else:
+                        os.killpg(process.pid, signal.SIGTERM)
             deadline = time.monotonic() + 10
             for _, process in processes:
                 try:
