@@ -25,7 +25,7 @@ class CustomerAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
         ("Provisioning", {"fields": BOOKKEEPING}),
         ("What OneOffice returned", {"fields": MIRRORED}),
     ]
-    provisioning = (
+    provisioning_actions = (
         Provisioning(
             name="register",
             label="Register on OneOffice",

@@ -145,7 +145,7 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
     date_hierarchy = "current_term_end"
     autocomplete_fields = ["customer"]
     inlines = [RenewalInline]
-    provisioning = (
+    provisioning_actions = (
         Provisioning(
             name="place",
             label="Place on OneOffice",

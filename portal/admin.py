@@ -67,14 +67,14 @@ def report(request: HttpRequest, modeladmin: admin.ModelAdmin, action: Provision
 
 
 class ProvisioningAdminMixin:
-    """Adds bulk actions, change-page buttons and confirmation pages for `provisioning`."""
+    """Adds bulk actions, change-page buttons and confirmation pages for `provisioning_actions`."""
 
-    provisioning: tuple[Provisioning, ...] = ()
+    provisioning_actions: tuple[Provisioning, ...] = ()
     change_form_template = "admin/portal/provisioning_change_form.html"
 
     def get_actions(self, request):
         actions = super().get_actions(request)
-        for action in self.provisioning:
+        for action in self.provisioning_actions:
             if self._may_ever(request, action):
                 actions[f"{action.name}_selected"] = (
                     self._bulk(action),
@@ -109,7 +109,7 @@ class ProvisioningAdminMixin:
         ]
 
     def provisioning_view(self, request, object_id: str, name: str):
-        action = next((a for a in self.provisioning if a.name == name), None)
+        action = next((a for a in self.provisioning_actions if a.name == name), None)
         obj = get_object_or_404(self.get_queryset(request), pk=object_id)
         if action is None:
             raise PermissionDenied
@@ -161,7 +161,7 @@ class ProvisioningAdminMixin:
         buttons = []
         if obj is not None:
             opts = self.model._meta
-            for action in self.provisioning:
+            for action in self.provisioning_actions:
                 if action.possible(obj) and request.user.has_perm(action.permission(obj)):
                     url = reverse(
                         f"admin:{opts.app_label}_{opts.model_name}_provision",
