@@ -1,5 +1,10 @@
-"""The two staff roles and what each may do. Migrations apply this with `sync_groups`."""
+"""The two staff roles and what each may do.
 
+`sync_groups` runs after every `migrate` (a `post_migrate` handler, as Django creates
+permissions), so a change to ROLES takes effect on the next migrate without a data migration.
+"""
+
+from django.apps import apps as global_apps
 from django.contrib.auth.management import create_permissions
 
 SALES = "Sales"
@@ -35,21 +40,30 @@ ROLES: dict[str, list[str]] = {
 }
 
 
-def sync_groups(apps) -> None:
-    """Create the groups and set their permissions to exactly ROLES (those that exist yet)."""
-    for app_config in apps.get_app_configs():
-        # Permissions of a model are normally created after all migrations have run.
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
+def sync_groups(*, sender=None, using: str = "default", **kwargs) -> None:
+    """Create the groups and set their permissions to exactly ROLES.
+
+    Connected to `post_migrate`, which is sent once per app with models: it acts on the last
+    one only, once every app's permissions can be created.
+    """
+    from django.contrib.auth.models import Group, Permission
+
+    with_models = [config for config in global_apps.get_app_configs() if config.models_module]
+    if sender is not None and sender is not with_models[-1]:
+        return
+    for app_config in with_models:
+        create_permissions(app_config, verbosity=0, using=using)
     for name, perms in ROLES.items():
-        group, _ = Group.objects.get_or_create(name=name)
+        group, _ = Group.objects.using(using).get_or_create(name=name)
         wanted = []
         for perm in perms:
             app_label, codename = perm.split(".")
-            wanted += Permission.objects.filter(
-                content_type__app_label=app_label, codename=codename
+            wanted += (
+                Permission.objects.using(using)
+                .select_related("content_type")
+                .filter(content_type__app_label=app_label, codename=codename)
             )
+        missing = set(perms) - {f"{p.content_type.app_label}.{p.codename}" for p in wanted}
+        if missing:
+            raise LookupError(f"ROLES names permissions that do not exist: {sorted(missing)}")
         group.permissions.set(wanted)

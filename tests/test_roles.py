@@ -7,6 +7,7 @@ import pytest
 import time_machine
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Group
+from django.core.management import call_command
 from django.urls import reverse
 
 from customers.models import Customer
@@ -66,6 +67,17 @@ def _customer_data(**overrides) -> dict:
 
 def test_roles_groups_exist_after_migrations():
     assert {SALES, MANAGERS} <= set(Group.objects.values_list("name", flat=True))
+
+
+def test_roles_migrate_puts_back_what_roles_grants(db):
+    sales = Group.objects.get(name=SALES)
+    sales.permissions.clear()
+    Group.objects.filter(name=MANAGERS).delete()
+
+    call_command("migrate", verbosity=0)
+
+    assert _codenames(SALES) >= PROVISIONING_PERMS
+    assert "export_order" in _codenames(MANAGERS)
 
 
 def test_roles_sales_may_edit_and_provision():
