@@ -2,25 +2,36 @@
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
+SUM := $(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+APP_STAMP := $(VENV)/.installed-app-$(SUM)
+DEV_STAMP := $(VENV)/.installed-dev-$(SUM)
 
-.PHONY: install run test lint format bench clean
+.PHONY: install install-app run test lint format hooks bench clean
 
-install: $(STAMP)
+# Runtime dependencies only (`make run`); `install` adds the test and lint tools.
+install-app: $(APP_STAMP)
+install: $(DEV_STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(APP_STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt --group dev
+	$(PIP) pip
+	$(PIP) --group app
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-run: install
+$(DEV_STAMP): $(APP_STAMP)
+	$(PIP) --group dev
+	touch $@
+
+run: export DJANGO_DEBUG ?= on
+run: install-app
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py ensure_superuser
 	$(PY) manage.py setup_schedules
 	$(PY) manage.py run_local
 
+test: export DJANGO_SETTINGS_MODULE = portal.settings_test
 test: install
 	$(PY) manage.py check --fail-level WARNING
 	$(PY) manage.py makemigrations --check --dry-run
@@ -29,10 +40,16 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# Runs ruff before every commit (see .pre-commit-config.yaml).
+hooks: install
+	$(PIP) pre-commit
+	$(VENV)/bin/pre-commit install
 
 bench: install
 	$(PY) tests/benchmarks/bench_orders.py $(ARGS)

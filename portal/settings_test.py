@@ -2,8 +2,12 @@
 
 import os
 
-from portal.settings import *  # noqa: F403
-from portal.settings import DATABASES, Q_CLUSTER, VAR_DIR
+# Local defaults (sandbox, generated key) as in `make run`; production settings are tested by
+# starting manage.py with DJANGO_DEBUG off (tests/test_secrets.py).
+os.environ.setdefault("DJANGO_DEBUG", "on")
+
+from portal.settings import *  # noqa: E402, F403
+from portal.settings import DATABASES, Q_CLUSTER, VAR_DIR  # noqa: E402
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so threads in race tests share it; one per run, so runs can overlap.

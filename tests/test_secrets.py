@@ -424,7 +424,7 @@ PRODUCTION_ENV = {
 }
 
 
-def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+def _manage(*args: str, unset: list[str] = (), **env: str) -> subprocess.CompletedProcess:
     base = {
         name: value
         for name, value in os.environ.items()
@@ -433,7 +433,11 @@ def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=BASE_DIR,
-        env={**base, **PRODUCTION_ENV, **env},
+        env={
+            name: value
+            for name, value in {**base, **PRODUCTION_ENV, **env}.items()
+            if name not in unset
+        },
         capture_output=True,
         text=True,
         timeout=60,
@@ -445,6 +449,14 @@ def test_check_deploy_passes_with_production_settings():
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_debug_is_off_unless_the_environment_turns_it_on():
+    shell = "from django.conf import settings; print(settings.DEBUG)"
+    result = _manage("shell", "--no-imports", "-c", shell, unset=["DJANGO_DEBUG"])
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
 
 
 def test_check_deploy_fails_with_debug_on():
