@@ -31,7 +31,7 @@ class CustomerAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
             label="Register on OneOffice",
             perms=(REGISTER,),
             run=lambda customer, by: provisioning.customer_register(customer=customer, by=by),
-            possible=lambda c: c.status in {Customer.Status.DRAFT, Customer.Status.FAILED},
+            possible=lambda c: c.can(Customer.Action.REGISTER),
             done="registered",
         ),
         Provisioning(
@@ -39,7 +39,7 @@ class CustomerAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
             label="Retry",
             perms=(REGISTER,),
             run=lambda customer, by: provisioning.customer_retry(customer=customer, by=by),
-            possible=lambda c: c.status == Customer.Status.PENDING,
+            possible=lambda c: c.can_retry(),
             done="retried",
         ),
     )

@@ -54,10 +54,6 @@ def _confirm_suspend(order: Order) -> str:
     )
 
 
-def _is_subscription(order: Order, *states: str) -> bool:
-    return order.is_first_order and order.status in states
-
-
 EXPORT_PERMISSION = "orders.export_order"
 EXPORT_COLUMNS = [
     ("order id", "number"),
@@ -151,7 +147,7 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
             label="Place on OneOffice",
             perms=("orders.place_order",),
             run=lambda order, by: provisioning.order_place(order=order, by=by),
-            possible=lambda o: _is_subscription(o, S.DRAFT, S.FAILED),
+            possible=lambda o: o.can(Order.Action.PLACE),
             done="placed",
         ),
         Provisioning(
@@ -159,7 +155,7 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
             label="Renew",
             perms=("orders.renew_order",),
             run=lambda order, by: provisioning.order_renew(order=order, by=by),
-            possible=lambda o: _is_subscription(o, S.ACTIVE, S.SUSPENDED),
+            possible=lambda o: o.can(Order.Action.RENEW),
             done="renewed",
         ),
         Provisioning(
@@ -167,7 +163,7 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
             label="Suspend",
             perms=("orders.suspend_order",),
             run=lambda order, by: provisioning.order_suspend(order=order, by=by),
-            possible=lambda o: _is_subscription(o, S.ACTIVE),
+            possible=lambda o: o.can(Order.Action.SUSPEND),
             confirm=_confirm_suspend,
             done="suspended",
         ),
@@ -176,7 +172,7 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
             label="Cancel subscription",
             perms=("orders.cancel_order",),
             run=lambda order, by: provisioning.order_cancel(order=order, by=by),
-            possible=lambda o: _is_subscription(o, S.ACTIVE, S.SUSPENDED),
+            possible=lambda o: o.can(Order.Action.CANCEL),
             confirm=_confirm_cancel,
             done="cancelled",
         ),
@@ -186,7 +182,7 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
             perms=tuple(f"orders.{verb}_order" for verb in ("place", "renew", "suspend", "cancel")),
             object_perm=lambda o: "orders." + provisioning.order_permission_for(o),
             run=lambda order, by: provisioning.order_retry(order=order, by=by),
-            possible=lambda o: o.status == S.PENDING,
+            possible=lambda o: o.can_retry(),
             done="retried",
         ),
     )

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -50,14 +49,9 @@ def report(request: HttpRequest, modeladmin: admin.ModelAdmin, action: Provision
         return False
     try:
         result = action.run(obj, by=request.user)
-    except provisioning.VendorRefused as exc:
-        modeladmin.message_user(request, str(exc), messages.ERROR)
-    except provisioning.OutcomeUnknown as exc:
-        modeladmin.message_user(request, f"Outcome unknown. {exc}", messages.WARNING)
-    except provisioning.StillPending as exc:
-        modeladmin.message_user(request, f"Not sent yet. {exc}", messages.WARNING)
     except provisioning.ProvisioningError as exc:
-        modeladmin.message_user(request, f"{obj}: not sent. {exc}", messages.ERROR)
+        # Each error says how it is reported, so no order of except clauses decides it.
+        modeladmin.message_user(request, exc.summary(obj), exc.level)
     else:
         status = result.get_status_display()
         now = "" if status == action.done else f", now {status}"
@@ -190,9 +184,7 @@ class NeedsAttentionFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
-            return queryset.filter(status="pending").filter(
-                Q(lease_until__isnull=True) | Q(lease_until__lt=timezone.now())
-            )
+            return queryset.filter(queryset.model.needs_attention_q(now=timezone.now()))
         return queryset
 
 

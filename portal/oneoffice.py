@@ -4,11 +4,11 @@ It knows the vendor's wire format and HTTP, nothing about our models: every call
 one URL with a JSON body `{"method", "params"}` and an `x-api-key` header. Each failure is
 raised as one of four classes, which decide what the portal may do next:
 
-- `Refused`: OneOffice answered "no" (4xx); nothing happened there. Carries its words.
-- `ConfigurationError`: our settings are wrong (bad key, bad URL, a redirect); nothing happened.
-- `NotSent`: the request never left (connection refused, DNS); safe to send again.
-- `OutcomeUnknown`: it may or may not have been applied (timeout after sending, reset, 5xx,
-  an unreadable success body). Only a retry with the same ids can settle it.
+- `VendorRefusedError`: OneOffice answered "no" (4xx); nothing happened there. Carries its words.
+- `VendorConfigError`: our settings are wrong (bad key, bad URL, a redirect); nothing happened.
+- `VendorNotSentError`: the request never left (connection refused, DNS); safe to send again.
+- `VendorOutcomeUnknownError`: it may or may not have been applied (timeout after sending,
+  reset, 5xx, an unreadable success body). Only a retry with the same ids can settle it.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ _BAD_URL = (
 _MESSAGE_KEYS = ("message", "error", "detail", "msg", "errors", "description")
 
 
-class OneOfficeError(Exception):
+class VendorError(Exception):
     """Base of every failure of a call; `status` and `body` are what came back, if anything."""
 
     def __init__(
@@ -49,19 +49,19 @@ class OneOfficeError(Exception):
         self.duration_ms = duration_ms
 
 
-class Refused(OneOfficeError):
+class VendorRefusedError(VendorError):
     """OneOffice refused the call; `message` is its own words."""
 
 
-class ConfigurationError(OneOfficeError):
+class VendorConfigError(VendorError):
     """The portal's OneOffice settings are wrong; retrying will not help."""
 
 
-class NotSent(OneOfficeError):
+class VendorNotSentError(VendorError):
     """The request never reached OneOffice; sending it again is safe."""
 
 
-class OutcomeUnknown(OneOfficeError):
+class VendorOutcomeUnknownError(VendorError):
     """The request may have been applied; only a retry with the same ids can tell."""
 
 
@@ -139,9 +139,9 @@ class OneOfficeClient:
         self, *, url: str, api_key: str, connect_timeout: float = 5.0, read_timeout: float = 30.0
     ):
         if not url:
-            raise ConfigurationError("ONEOFFICE_URL is not set.")
+            raise VendorConfigError("ONEOFFICE_URL is not set.")
         if not api_key:
-            raise ConfigurationError("ONEOFFICE_API_KEY is not set.")
+            raise VendorConfigError("ONEOFFICE_API_KEY is not set.")
         self.url = url
         self.timeout = (connect_timeout, read_timeout)
         self._api_key = api_key
@@ -153,7 +153,7 @@ class OneOfficeClient:
         )
 
     def send(self, request: Request) -> Reply:
-        """Send one call; return the reply to a 2xx or raise a `OneOfficeError` subclass."""
+        """Send one call; return the reply to a 2xx or raise a `VendorError` subclass."""
         payload = json.dumps({"method": request.method, "params": request.params})
         started = time.monotonic()
         try:
@@ -192,23 +192,27 @@ def _elapsed_ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-def _transport_error(exc: requests.RequestException, duration_ms: int) -> OneOfficeError:
+def _transport_error(exc: requests.RequestException, duration_ms: int) -> VendorError:
     if isinstance(exc, requests.ConnectTimeout):
-        return NotSent("OneOffice did not accept the connection in time.", duration_ms=duration_ms)
+        return VendorNotSentError(
+            "OneOffice did not accept the connection in time.", duration_ms=duration_ms
+        )
     if isinstance(exc, requests.exceptions.SSLError):
-        return ConfigurationError(
+        return VendorConfigError(
             f"The TLS handshake with OneOffice failed: {exc}", duration_ms=duration_ms
         )
     if isinstance(exc, _BAD_URL):
-        return ConfigurationError(f"ONEOFFICE_URL is not usable: {exc}", duration_ms=duration_ms)
+        return VendorConfigError(f"ONEOFFICE_URL is not usable: {exc}", duration_ms=duration_ms)
     if isinstance(exc, requests.ConnectionError) and _never_connected(exc):
-        return NotSent("OneOffice could not be reached; nothing was sent.", duration_ms=duration_ms)
+        return VendorNotSentError(
+            "OneOffice could not be reached; nothing was sent.", duration_ms=duration_ms
+        )
     if isinstance(exc, requests.ReadTimeout):
-        return OutcomeUnknown(
+        return VendorOutcomeUnknownError(
             "OneOffice did not answer in time; the call may have been applied.",
             duration_ms=duration_ms,
         )
-    return OutcomeUnknown(
+    return VendorOutcomeUnknownError(
         f"The connection to OneOffice broke ({type(exc).__name__}); "
         "the call may have been applied.",
         duration_ms=duration_ms,
@@ -226,7 +230,7 @@ def _read_reply(status: int, headers: Any, body: str, duration_ms: int) -> Reply
     if 200 <= status < 300:
         readable, data = _parse_success(headers.get("Content-Type", ""), body)
         if not readable:
-            raise OutcomeUnknown(
+            raise VendorOutcomeUnknownError(
                 "OneOffice answered with a body that cannot be read; "
                 "the call may have been applied.",
                 status=status,
@@ -236,7 +240,7 @@ def _read_reply(status: int, headers: Any, body: str, duration_ms: int) -> Reply
         return Reply(status=status, body=capped, data=data, duration_ms=duration_ms)
     if 300 <= status < 400:
         target = urlsplit(headers.get("Location", "")).netloc or "another address"
-        raise ConfigurationError(
+        raise VendorConfigError(
             f"OneOffice redirected the call to {target}; it was not followed. Check ONEOFFICE_URL.",
             status=status,
             body=capped,
@@ -244,15 +248,15 @@ def _read_reply(status: int, headers: Any, body: str, duration_ms: int) -> Reply
         )
     message = error_message(body) or f"HTTP {status}"
     if status in (401, 403):
-        raise ConfigurationError(
+        raise VendorConfigError(
             f"OneOffice refused the API key (HTTP {status}: {message}). Check ONEOFFICE_API_KEY.",
             status=status,
             body=capped,
             duration_ms=duration_ms,
         )
     if 400 <= status < 500:
-        raise Refused(message, status=status, body=capped, duration_ms=duration_ms)
-    raise OutcomeUnknown(
+        raise VendorRefusedError(message, status=status, body=capped, duration_ms=duration_ms)
+    raise VendorOutcomeUnknownError(
         f"OneOffice failed with HTTP {status} ({message}); the call may have been applied.",
         status=status,
         body=capped,

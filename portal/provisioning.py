@@ -21,6 +21,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from django.conf import settings
@@ -29,12 +30,11 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django_q.models import Schedule
 
 from customers.models import Customer
 from orders import terms
 from orders.models import Order
-from portal import notifications, oneoffice
+from portal import oneoffice, retries
 from portal.ids import new_id
 from portal.models import ProvisioningCall
 
@@ -45,7 +45,17 @@ Subject = Customer | Order
 
 
 class ProvisioningError(Exception):
-    """The operation did not go through; the message is written for a sales person."""
+    """The operation did not go through; the message is written for a sales person.
+
+    `level` (a `logging` level, as Django's messages use) and `summary()` say how the admin
+    reports it, so each error decides that for itself.
+    """
+
+    level = logging.ERROR
+    prefix = "{subject}: not sent. "
+
+    def summary(self, subject: object) -> str:
+        return self.prefix.format(subject=subject) + str(self)
 
 
 class InvalidInput(ProvisioningError):
@@ -67,6 +77,8 @@ class Busy(ProvisioningError):
 class VendorRefused(ProvisioningError):
     """OneOffice refused; the message is its own words."""
 
+    prefix = ""
+
 
 class ConfigurationProblem(ProvisioningError):
     """The portal's OneOffice settings are wrong; an administrator must fix them."""
@@ -75,9 +87,14 @@ class ConfigurationProblem(ProvisioningError):
 class StillPending(ProvisioningError):
     """The operation is not settled yet; it stays pending and is retried automatically."""
 
+    level = logging.WARNING
+    prefix = "Not sent yet. "
+
 
 class OutcomeUnknown(StillPending):
     """OneOffice may or may not have applied the call; a retry with the same ids settles it."""
+
+    prefix = "Outcome unknown. "
 
 
 # Refusals that, on a retry after an unknown outcome, prove the earlier attempt landed.
@@ -130,9 +147,7 @@ def customer_register(
         # Invalid values the caller holds are refused, not quietly replaced by the stored row.
         _validate(customer)
     with _leased(customer):
-        retrying = _start(
-            customer, attempt, startable={Customer.Status.DRAFT, Customer.Status.FAILED}
-        )
+        retrying = _reload_and_check_state(customer, attempt, action=Customer.Action.REGISTER)
         if not retrying:
             _validate(customer)
         request = oneoffice.create_customer(
@@ -142,7 +157,7 @@ def customer_register(
             phone=customer.admin_phone,
             display_name=customer.admin_display_name,
         )
-        call = _begin(customer, request, by=by, retrying=retrying)
+        call = _commit_attempt(customer, request, by=by, retrying=retrying)
         return _send(customer, call, request, on_ok=_registered, refused_status=_failed)
 
 
@@ -160,9 +175,7 @@ def order_place(
         # Invalid values the caller holds are refused, not quietly replaced by the stored row.
         _validate(order)
     with _leased(order):
-        retrying = _start(
-            order, attempt, startable={Order.Status.DRAFT, Order.Status.FAILED}, action="place"
-        )
+        retrying = _reload_and_check_state(order, attempt, action=Order.Action.PLACE)
         if not retrying:
             _validate(order)
             if order.customer.status != Customer.Status.REGISTERED:
@@ -177,7 +190,9 @@ def order_place(
             licenses=order.licenses,
             duration=order.duration,
         )
-        call = _begin(order, request, by=by, retrying=retrying, pending_action="place")
+        call = _commit_attempt(
+            order, request, by=by, retrying=retrying, pending_action=Order.Action.PLACE
+        )
         return _send(order, call, request, on_ok=_placed, refused_status=_failed)
 
 
@@ -196,7 +211,7 @@ def order_renew(
     if not order.is_first_order:
         raise NotAllowed(f"{order} is a renewal; renew its first order {order.parent}.")
     with _leased(order):
-        order.refresh_from_db()
+        _reload(order)
         renewal = order.renewals.filter(status=Order.Status.PENDING).first()
         if renewal is not None:
             _check_attempt(renewal, attempt)
@@ -216,8 +231,12 @@ def order_renew(
             _validate(renewal)
         request = oneoffice.create_renewal_order(parent_id=order.number, order_id=renewal.number)
         try:
-            call = _begin(
-                renewal, request, by=by, retrying=renewal.pk is not None, pending_action="renew"
+            call = _commit_attempt(
+                renewal,
+                request,
+                by=by,
+                retrying=renewal.pk is not None,
+                pending_action=Order.Action.RENEW,
             )
         except IntegrityError:
             raise Busy(f"A renewal of {order} is already in progress.") from None
@@ -236,8 +255,7 @@ def order_cancel(
         order=order,
         by=by,
         attempt=attempt,
-        action="cancel",
-        startable={Order.Status.ACTIVE, Order.Status.SUSPENDED},
+        action=Order.Action.CANCEL,
         build=oneoffice.cancel_order,
         done=Order.Status.CANCELLED,
     )
@@ -255,8 +273,7 @@ def order_suspend(
         order=order,
         by=by,
         attempt=attempt,
-        action="suspend",
-        startable={Order.Status.ACTIVE},
+        action=Order.Action.SUSPEND,
         build=oneoffice.suspend_order,
         done=Order.Status.SUSPENDED,
     )
@@ -266,7 +283,7 @@ def customer_retry(
     *, customer: Customer, by: AbstractBaseUser | None = None, attempt: int | None = None
 ) -> Customer:
     """Re-send the pending registration of a customer, with the same id."""
-    if customer.status != Customer.Status.PENDING:
+    if not customer.can_retry():
         raise NotAllowed(f"{customer} has nothing pending to retry.")
     return customer_register(customer=customer, by=by, attempt=attempt)
 
@@ -275,7 +292,7 @@ def order_retry(
     *, order: Order, by: AbstractBaseUser | None = None, attempt: int | None = None
 ) -> Order:
     """Re-send whatever is pending on this order (place, renew, cancel, suspend), same ids."""
-    if order.status != Order.Status.PENDING:
+    if not order.can_retry():
         raise NotAllowed(f"{order} has nothing pending to retry.")
     if not order.is_first_order:
         return order_renew(order=order.parent, by=by, attempt=attempt)
@@ -291,36 +308,6 @@ def order_permission_for(order: Order) -> str:
     """The permission codename a person needs to retry what is pending on `order`."""
     action = Order.Action.RENEW if not order.is_first_order else order.pending_action
     return f"{action}_order"
-
-
-def retry_stranded() -> int:
-    """Schedule a retry, now, for pending operations that nothing would retry otherwise.
-
-    That is a pending object no request is working on (its lease is free or expired) whose
-    latest call is in flight, unknown or not sent, with automatic attempts left and no retry
-    scheduled after that call: a process that died mid-call, or a retry lost with its process.
-    Configuration errors wait for a person. Returns how many retries it scheduled.
-    """
-    from portal import tasks
-
-    now = timezone.now()
-    unsettled = {Outcome.IN_FLIGHT, Outcome.UNKNOWN, Outcome.NOT_SENT}
-    scheduled = 0
-    for model in (Customer, Order):
-        idle = model.objects.filter(
-            Q(lease_until__isnull=True) | Q(lease_until__lt=now),
-            status=model.Status.PENDING,
-            attempts__lt=settings.ONEOFFICE_RETRY_MAX_ATTEMPTS,
-        )
-        for subject in idle:
-            call = _calls_of(subject).order_by("-started_at", "-id").first()
-            if call is None or call.outcome not in unsettled:
-                continue
-            if Schedule.objects.filter(name=tasks.retry_name(subject, call_id=call.pk)).exists():
-                continue
-            tasks.schedule_retry(subject, attempt=subject.attempts, call_id=call.pk, at=now)
-            scheduled += 1
-    return scheduled
 
 
 # The shared machinery --------------------------------------------------------------------------
@@ -352,18 +339,38 @@ def _leased(subject: Subject) -> Iterator[None]:
         model.objects.filter(pk=subject.pk, lease_until=until).update(lease_until=None)
 
 
-def _start(subject: Subject, attempt: int | None, *, startable: set[str], action: str = "") -> bool:
-    """Re-read the object under its lease; True when this continues a pending operation."""
+def _reload(subject: Subject) -> None:
+    """Re-read the object under its lease, refusing one the caller changed without saving.
+
+    The service sends what is stored, never what a caller holds in memory: quietly dropping
+    an unsaved change would send something else than the caller saw.
+    """
+    if subject.pk is None:
+        raise NotAllowed(f"{subject} is not saved yet; save it first. Nothing was sent.")
+    changed = subject.unsaved_fields()
+    if changed:
+        names = ", ".join(str(subject._meta.get_field(name).verbose_name) for name in changed)
+        raise NotAllowed(
+            f"{subject} has unsaved changes ({names}); save them first. Nothing was sent."
+        )
     subject.refresh_from_db()
-    if (
-        subject.status == subject.Status.PENDING
-        and getattr(subject, "pending_action", "") == action
-    ):
+    subject.remember_stored()
+
+
+def _reload_and_check_state(subject: Subject, attempt: int | None, *, action: str) -> bool:
+    """Under the lease: re-read the object and check its state allows `action`.
+
+    True when this continues the pending operation (a retry), False when it starts it.
+    """
+    _reload(subject)
+    # Customers have one operation; orders say which one is pending.
+    pending = getattr(subject, "pending_action", action)
+    if subject.can_retry() and pending == action:
         _check_attempt(subject, attempt)
         return True
     if attempt is not None:
         raise NotAllowed(f"{subject} has nothing pending to retry.")
-    if subject.status not in startable:
+    if not subject.can(action):
         raise NotAllowed(
             f"{subject} is {_describe_state(subject)}; that does not allow this action."
         )
@@ -400,7 +407,7 @@ def _validate(subject: Subject) -> None:
 def _check_renewable(order: Order) -> None:
     if order.status == Order.Status.CANCELLED:
         raise NotAllowed(f"{order} is cancelled; cancelled subscriptions cannot be renewed.")
-    if order.status not in {Order.Status.ACTIVE, Order.Status.SUSPENDED}:
+    if not order.can(Order.Action.RENEW):
         raise NotAllowed(
             f"{order} is {_describe_state(order)}; only active or suspended subscriptions "
             "can be renewed."
@@ -421,20 +428,19 @@ def _change_subscription(
     by: AbstractBaseUser | None,
     attempt: int | None,
     action: str,
-    startable: set[str],
     build: Callable[..., oneoffice.Request],
     done: str,
 ) -> Order:
     if not order.is_first_order:
         raise NotAllowed(f"{order} is a renewal; {action} its first order {order.parent}.")
     with _leased(order):
-        retrying = _start(order, attempt, startable=startable, action=action)
+        retrying = _reload_and_check_state(order, attempt, action=action)
         if not retrying and order.renewals.filter(status=Order.Status.PENDING).exists():
             raise NotAllowed(
                 f"A renewal of {order} is not settled yet; retry it before you {action}."
             )
         request = build(order_id=order.number)
-        call = _begin(order, request, by=by, retrying=retrying, pending_action=action)
+        call = _commit_attempt(order, request, by=by, retrying=retrying, pending_action=action)
 
         def on_ok(subject: Order, reply: oneoffice.Reply | None, applied_on: date) -> list[str]:
             subject.status = done
@@ -443,7 +449,7 @@ def _change_subscription(
         return _send(order, call, request, on_ok=on_ok, refused_status=_status_before)
 
 
-def _begin(
+def _commit_attempt(
     subject: Subject,
     request: oneoffice.Request,
     *,
@@ -511,7 +517,7 @@ def _send(
     """Send outside any transaction, then record the outcome (second transaction)."""
     try:
         reply = client().send(request)
-    except oneoffice.OneOfficeError as exc:
+    except oneoffice.VendorError as exc:
         return _record_failure(subject, call, exc, on_ok=on_ok, refused_status=refused_status)
     _record_done(subject, call, reply, on_ok=on_ok)
     return subject
@@ -530,7 +536,7 @@ def _close_call(call: ProvisioningCall, outcome: str, exc_or_reply, error: str =
 def _record_done(
     subject: Subject,
     call: ProvisioningCall,
-    reply: oneoffice.Reply | oneoffice.OneOfficeError,
+    reply: oneoffice.Reply | oneoffice.VendorError,
     *,
     on_ok: Callable[[Subject, oneoffice.Reply | None, date], list[str]],
     settled_earlier: bool = False,
@@ -553,39 +559,67 @@ def _record_done(
     logger.info("%s %s: done (attempt %s)", call.method, subject, call.attempt)
 
 
+class Settle:
+    """What becomes of the object after a failed call (see `Decision`)."""
+
+    DONE = "done"  # the refusal proves an earlier attempt landed
+    REFUSED = "refused"  # final: the operation's refused state
+    RESTORE = "restore"  # final: nothing can have landed; back to the state before
+    PENDING = "pending"  # unsettled: stays pending
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How one failed call is recorded: the call's outcome, the object's fate, whether a retry
+    is scheduled, and the error the caller gets (None when the operation is done)."""
+
+    outcome: str
+    settle: str
+    retry: bool
+    error: type[ProvisioningError] | None
+
+
+def classify(*, method: str, exc: oneoffice.VendorError, may_have_landed: bool) -> Decision:
+    """The decision for a failed call of `method`, given whether an earlier attempt at the same
+    operation may have reached OneOffice. Pure: no database, no clock."""
+    if isinstance(exc, oneoffice.VendorRefusedError):
+        if may_have_landed and _SETTLES[method].search(exc.message):
+            return Decision(Outcome.OK, Settle.DONE, retry=False, error=None)
+        return Decision(Outcome.REFUSED, Settle.REFUSED, retry=False, error=VendorRefused)
+    if isinstance(exc, oneoffice.VendorConfigError):
+        # A person fixes the settings, then retries by hand; an earlier attempt that may have
+        # landed keeps the object pending until then.
+        settle = Settle.PENDING if may_have_landed else Settle.RESTORE
+        return Decision(Outcome.CONFIG_ERROR, settle, retry=False, error=ConfigurationProblem)
+    if isinstance(exc, oneoffice.VendorNotSentError):
+        error = OutcomeUnknown if may_have_landed else StillPending
+        return Decision(Outcome.NOT_SENT, Settle.PENDING, retry=True, error=error)
+    return Decision(Outcome.UNKNOWN, Settle.PENDING, retry=True, error=OutcomeUnknown)
+
+
 def _record_failure(
     subject: Subject,
     call: ProvisioningCall,
-    exc: oneoffice.OneOfficeError,
+    exc: oneoffice.VendorError,
     *,
     on_ok: Callable[[Subject, oneoffice.Reply | None, date], list[str]],
     refused_status: Callable[[Subject, ProvisioningCall], str],
 ):
+    """Second transaction after a failed call: record what `classify` decided, then raise."""
     may_have_landed = subject.first_sent_at is not None
-    if (
-        isinstance(exc, oneoffice.Refused)
-        and may_have_landed
-        and _SETTLES[call.method].search(exc.message)
-    ):
+    decision = classify(method=call.method, exc=exc, may_have_landed=may_have_landed)
+    if decision.settle == Settle.DONE:
         _record_done(subject, call, exc, on_ok=on_ok, settled_earlier=True)
         return subject
 
-    final = isinstance(exc, oneoffice.Refused) or (
-        isinstance(exc, oneoffice.ConfigurationError) and not may_have_landed
-    )
-    outcome = {
-        oneoffice.Refused: Outcome.REFUSED,
-        oneoffice.ConfigurationError: Outcome.CONFIG_ERROR,
-        oneoffice.NotSent: Outcome.NOT_SENT,
-    }.get(type(exc), Outcome.UNKNOWN)
     with transaction.atomic(durable=True):
-        _close_call(call, outcome, exc, error=exc.message)
+        _close_call(call, decision.outcome, exc, error=exc.message)
         subject.last_error = exc.message
         fields = ["last_error", "updated_at"]
-        if final:
+        if decision.settle in (Settle.REFUSED, Settle.RESTORE):
             subject.status = (
                 refused_status(subject, call)
-                if isinstance(exc, oneoffice.Refused)
+                if decision.settle == Settle.REFUSED
                 else _status_before(subject, call)
             )
             subject.first_sent_at = None
@@ -593,40 +627,27 @@ def _record_failure(
             if isinstance(subject, Order):
                 subject.pending_action = ""
                 fields.append("pending_action")
-        elif outcome == Outcome.UNKNOWN and subject.first_sent_at is None:
+        elif decision.outcome == Outcome.UNKNOWN and subject.first_sent_at is None:
             subject.first_sent_at = call.started_at
             fields.append("first_sent_at")
         subject.save(update_fields=fields)
-        if not final and outcome != Outcome.CONFIG_ERROR:
-            _plan_retry(subject, call)
-    logger.warning("%s %s: %s (attempt %s): %s", call.method, subject, outcome, call.attempt, exc)
-
-    if isinstance(exc, oneoffice.Refused):
-        raise VendorRefused(f"OneOffice refused {subject}: {exc.message}")
-    if isinstance(exc, oneoffice.ConfigurationError):
-        raise ConfigurationProblem(
-            f"Not done: {exc.message}"
-            + (" The earlier attempt is still unsettled." if may_have_landed else "")
-        )
-    if isinstance(exc, oneoffice.NotSent) and not may_have_landed:
-        raise StillPending(f"{subject}: {exc.message} {_retry_note(subject)}")
-    raise OutcomeUnknown(f"{subject}: {exc.message} {_retry_note(subject)}")
+        if decision.retry:
+            retries.plan_retry(subject, call)
+    logger.warning(
+        "%s %s: %s (attempt %s): %s", call.method, subject, decision.outcome, call.attempt, exc
+    )
+    raise decision.error(_failure_message(decision, subject, exc, may_have_landed))
 
 
-def _plan_retry(subject: Subject, call: ProvisioningCall) -> None:
-    """After commit: schedule the next automatic attempt, or tell managers there is none."""
-    from portal import tasks
-
-    attempt = subject.attempts
-    if attempt < settings.ONEOFFICE_RETRY_MAX_ATTEMPTS:
-        delay = timedelta(seconds=settings.ONEOFFICE_RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1))
-        transaction.on_commit(
-            lambda: tasks.schedule_retry(
-                subject, attempt=attempt, call_id=call.pk, at=timezone.now() + delay
-            )
-        )
-    elif attempt == settings.ONEOFFICE_RETRY_MAX_ATTEMPTS:
-        transaction.on_commit(lambda: notifications.retries_exhausted(subject))
+def _failure_message(
+    decision: Decision, subject: Subject, exc: oneoffice.VendorError, may_have_landed: bool
+) -> str:
+    if decision.error is VendorRefused:
+        return f"OneOffice refused {subject}: {exc.message}"
+    if decision.error is ConfigurationProblem:
+        unsettled = " The earlier attempt is still unsettled." if may_have_landed else ""
+        return f"Not done: {exc.message}{unsettled}"
+    return f"{subject}: {exc.message} {_retry_note(subject)}"
 
 
 def _retry_note(subject: Subject) -> str:

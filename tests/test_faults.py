@@ -18,7 +18,7 @@ from django_q.models import Schedule
 
 from customers.models import Customer
 from orders.models import Order
-from portal import provisioning, tasks
+from portal import provisioning, retries, tasks
 from portal import sandbox as sandbox_module
 from portal.models import ProvisioningCall
 from tests.factories import CustomerFactory, OrderFactory
@@ -369,8 +369,8 @@ def test_auto_retry_stops_at_max_attempts_and_emails_managers_once(
 def test_schedule_retry_twice_for_one_call_makes_one_schedule(registered_customer):
     at = timezone.now() + timedelta(minutes=1)
 
-    tasks.schedule_retry(registered_customer, attempt=1, call_id=7, at=at)
-    tasks.schedule_retry(registered_customer, attempt=1, call_id=7, at=at)
+    retries.schedule_retry(registered_customer, attempt=1, call_id=7, at=at)
+    retries.schedule_retry(registered_customer, attempt=1, call_id=7, at=at)
 
     assert Schedule.objects.count() == 1
 

@@ -10,7 +10,7 @@ from django_q.models import Schedule
 
 from customers.models import Customer
 from orders.models import Order
-from portal import provisioning, tasks
+from portal import provisioning, retries, tasks
 from portal.models import ProvisioningCall
 from tests.admin_urls import change_url
 from tests.factories import CustomerFactory, UserFactory
@@ -53,8 +53,8 @@ def test_retry_stranded_schedules_a_call_left_in_flight_by_a_dead_process(sandbo
         method="createCustomer", params={"id": customer.code}, customer=customer
     )
 
-    assert provisioning.retry_stranded() == 1
-    assert provisioning.retry_stranded() == 0
+    assert retries.retry_stranded() == 1
+    assert retries.retry_stranded() == 0
 
     schedule = Schedule.objects.get()
     assert schedule.name == f"retry customer {customer.pk} after call {call.pk}"
@@ -88,7 +88,7 @@ def test_retry_stranded_leaves_what_is_not_stranded(sandbox, settings, lease, ou
         method="createCustomer", params={}, customer=customer, outcome=outcome
     )
 
-    assert provisioning.retry_stranded() == 0
+    assert retries.retry_stranded() == 0
     assert not Schedule.objects.exists()
 
 
@@ -103,7 +103,7 @@ def test_retry_stranded_skips_a_call_whose_retry_is_already_scheduled(
     ):
         provisioning.customer_register(customer=customer)
 
-    assert provisioning.retry_stranded() == 0
+    assert retries.retry_stranded() == 0
     assert _retry_args() == [(customer.pk, 1)]
 
 
