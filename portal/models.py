@@ -49,6 +49,24 @@ class Provisioned(models.Model):
         super().save(*args, **kwargs)
         self.remember_stored(kwargs.get("update_fields"))
 
+    def save_edit(self, fields: list[str]) -> bool:
+        """Save a person's edit of `fields`, in one conditional UPDATE.
+
+        An edit that touches a field a call sends is saved only while the object is editable
+        and no request holds its lease: nothing that is sent may change while a call about it
+        is unsettled. Other fields (an account manager) are saved whatever the state. False,
+        with nothing saved, when the object moved on in the meantime.
+        """
+        rows = type(self).objects.filter(pk=self.pk)
+        if set(fields) & set(self.SENT_FIELDS):
+            rows = rows.filter(self.editable_q(), lease_free_q(now=timezone.now()))
+        values = {name: getattr(self, name) for name in fields}
+        self.updated_at = timezone.now()
+        saved = rows.update(**values, updated_at=self.updated_at) == 1
+        if saved:
+            self.remember_stored(fields)
+        return saved
+
     @classmethod
     def from_db(cls, db, field_names, values):
         instance = super().from_db(db, field_names, values)

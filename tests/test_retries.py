@@ -4,7 +4,6 @@ import ast
 from datetime import timedelta
 
 import pytest
-from django.db.models.signals import pre_save
 from django.utils import timezone
 from django_q.models import Schedule
 
@@ -12,7 +11,6 @@ from customers.models import Customer
 from orders.models import Order
 from portal import provisioning, retries, tasks
 from portal.models import ProvisioningCall
-from tests.admin_urls import change_url
 from tests.factories import CustomerFactory, UserFactory
 
 Outcome = ProvisioningCall.Outcome
@@ -139,26 +137,34 @@ def test_email_duplicate_on_a_retry_does_not_pass_for_our_id(sandbox):
     assert not ProvisioningCall.objects.filter(settled_earlier=True).exists()
 
 
-def test_admin_save_writes_only_the_fields_the_form_changed(client, sales_user, active_order):
+@pytest.mark.django_db(transaction=True)
+def test_admin_save_of_a_form_read_before_a_settle_keeps_the_settle(rf, superuser, sandbox):
+    from django.contrib import admin as django_admin
+
+    from tests.test_races import _in_thread, _wait_for_request
+
+    sandbox.slow_seconds = 1.0
+    sandbox.inject("createCustomer", "slow")
+    customer = CustomerFactory()
     manager = UserFactory(username="amy")
-    customer = active_order.customer
-    client.force_login(sales_user)
-    form = client.get(change_url(customer)).context["adminform"].form
-    data = {name: form[name].value() or "" for name in form.fields}
-    data["account_manager"] = manager.pk
-    saved = []
+    thread, _ = _in_thread(
+        lambda: provisioning.customer_register(customer=Customer.objects.get(pk=customer.pk))
+    )
+    _wait_for_request(sandbox, "createCustomer")
+    # The edit form is read while the registration is on the wire, and saved after it settled.
+    modeladmin = django_admin.site._registry[Customer]
+    request = rf.post("/")
+    request.user = superuser
+    read = Customer.objects.get(pk=customer.pk)
+    assert read.status == Customer.Status.PENDING
+    form = modeladmin.get_form(request, read, change=True)(
+        {"account_manager": manager.pk}, instance=read
+    )
+    assert form.is_valid(), form.errors
+    thread.join(timeout=30)
+    modeladmin.save_model(request, form.save(commit=False), form, True)
 
-    def record(sender, instance, update_fields, **kwargs):
-        saved.append(update_fields)
-
-    pre_save.connect(record, sender=Customer)
-    try:
-        response = client.post(change_url(customer), data)
-    finally:
-        pre_save.disconnect(record, sender=Customer)
-
-    assert response.status_code == 302
-    assert saved == [frozenset({"account_manager", "updated_at"})]
-    customer.refresh_from_db()
-    assert customer.account_manager == manager
-    assert customer.status == Customer.Status.REGISTERED
+    saved = Customer.objects.get(pk=customer.pk)
+    assert saved.account_manager == manager
+    assert saved.status == Customer.Status.REGISTERED
+    assert saved.oneoffice_id == "1"
