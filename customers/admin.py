@@ -6,7 +6,14 @@ from portal.admin import NeedsAttentionFilter, Provisioning, ProvisioningAdminMi
 
 REGISTER = "customers.register_customer"
 
-MIRRORED = ["oneoffice_id", "partner", "remote_created_at", "is_active", "onboarding_url"]
+MIRRORED = [
+    "details_unknown",
+    "oneoffice_id",
+    "partner",
+    "remote_created_at",
+    "is_active",
+    "onboarding_url",
+]
 BOOKKEEPING = ["status", "last_error", "attempts", "oneoffice_calls", "created_at", "updated_at"]
 
 

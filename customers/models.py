@@ -68,6 +68,13 @@ class Customer(Provisioned):
     )
     is_active = models.BooleanField("active on OneOffice", null=True, editable=False)
     onboarding_url = models.URLField(max_length=500, blank=True, editable=False)
+    details_unknown = models.BooleanField(
+        "OneOffice details unknown",
+        default=False,
+        editable=False,
+        help_text="Registration was settled by a duplicate-id answer to a retry: OneOffice "
+        "holds the customer, but its id, partner and onboarding link were never returned.",
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

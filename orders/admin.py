@@ -86,6 +86,22 @@ def _csv_rows(rows: Iterable[tuple], today) -> Iterator[str]:
         yield writer.writerow([csv_cell(v) for v in (*row[:10], created_at, days_left)])
 
 
+def _confirm_resolution(renewed: bool):
+    def confirm(order: Order) -> str:
+        outcome = (
+            "renewed: the subscription's term end moves on, as if the first attempt had landed"
+            if renewed
+            else "not renewed: it is marked failed and the subscription can be renewed again"
+        )
+        return (
+            f"Renewal {order.number} of {order.parent}: OneOffice's answer to a retry did not "
+            f"say whether it renewed. Check with OneOffice first. Record it as {outcome}. "
+            "Nothing is sent to OneOffice."
+        )
+
+    return confirm
+
+
 class RenewalInline(admin.TabularInline):
     model = Order
     fk_name = "parent"
@@ -175,6 +191,28 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
             possible=lambda o: o.can(Order.Action.CANCEL),
             confirm=_confirm_cancel,
             done="cancelled",
+        ),
+        Provisioning(
+            name="mark_renewed",
+            label="Mark as renewed",
+            perms=("orders.renew_order",),
+            run=lambda order, by: provisioning.order_resolve_renewal(
+                renewal=order, renewed=True, by=by
+            ),
+            possible=provisioning.order_needs_decision,
+            confirm=_confirm_resolution(True),
+            done="renewed",
+        ),
+        Provisioning(
+            name="mark_not_renewed",
+            label="Mark as not renewed",
+            perms=("orders.renew_order",),
+            run=lambda order, by: provisioning.order_resolve_renewal(
+                renewal=order, renewed=False, by=by
+            ),
+            possible=provisioning.order_needs_decision,
+            confirm=_confirm_resolution(False),
+            done="failed",
         ),
         Provisioning(
             name="retry",

@@ -151,6 +151,10 @@ class ProvisioningCall(models.Model):
         REFUSED = "refused", "refused"
         UNKNOWN = "unknown", "outcome unknown"
         NOT_SENT = "not-sent", "not sent"
+        # 429 or 408: OneOffice did not apply it and asked to be called again later.
+        NOT_NOW = "not-now", "not now"
+        # A refusal on a retry that may mean the earlier attempt landed, or not: a person decides.
+        AMBIGUOUS = "ambiguous", "needs a decision"
         CONFIG_ERROR = "config-error", "configuration error"
 
     method = models.CharField(max_length=32, choices=Method.choices)

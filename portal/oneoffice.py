@@ -7,6 +7,8 @@ raised as one of four classes, which decide what the portal may do next:
 - `VendorRefusedError`: OneOffice answered "no" (4xx); nothing happened there. Carries its words.
 - `VendorConfigError`: our settings are wrong (bad key, bad URL, a redirect); nothing happened.
 - `VendorNotSentError`: the request never left (connection refused, DNS); safe to send again.
+- `VendorNotNowError`: OneOffice said "not now" (429, 408); nothing was applied; try again after
+  `retry_after`.
 - `VendorOutcomeUnknownError`: it may or may not have been applied (timeout after sending,
   reset, 5xx, an unreadable success body). Only a retry with the same ids can settle it.
 """
@@ -18,7 +20,8 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,13 +43,21 @@ class VendorError(Exception):
     """Base of every failure of a call; `status` and `body` are what came back, if anything."""
 
     def __init__(
-        self, message: str, *, status: int | None = None, body: str = "", duration_ms: int = 0
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        body: str = "",
+        duration_ms: int = 0,
+        retry_after: datetime | None = None,
     ):
         super().__init__(message)
         self.message = message
         self.status = status
         self.body = body
         self.duration_ms = duration_ms
+        # When the vendor asked us to try again (its Retry-After header), if it did.
+        self.retry_after = retry_after
 
 
 class VendorRefusedError(VendorError):
@@ -59,6 +70,10 @@ class VendorConfigError(VendorError):
 
 class VendorNotSentError(VendorError):
     """The request never reached OneOffice; sending it again is safe."""
+
+
+class VendorNotNowError(VendorError):
+    """OneOffice asked to be called again later (429, 408); the call was not applied."""
 
 
 class VendorOutcomeUnknownError(VendorError):
@@ -254,6 +269,15 @@ def _read_reply(status: int, headers: Any, body: str, duration_ms: int) -> Reply
             body=capped,
             duration_ms=duration_ms,
         )
+    retry_after = parse_retry_after(headers.get("Retry-After"))
+    if status in (408, 429):
+        raise VendorNotNowError(
+            f"OneOffice asked to try again later (HTTP {status}: {message}); nothing was applied.",
+            status=status,
+            body=capped,
+            duration_ms=duration_ms,
+            retry_after=retry_after,
+        )
     if 400 <= status < 500:
         raise VendorRefusedError(message, status=status, body=capped, duration_ms=duration_ms)
     raise VendorOutcomeUnknownError(
@@ -261,7 +285,29 @@ def _read_reply(status: int, headers: Any, body: str, duration_ms: int) -> Reply
         status=status,
         body=capped,
         duration_ms=duration_ms,
+        retry_after=retry_after,
     )
+
+
+# A Retry-After further away than this is read as this: a retry is never put off for weeks.
+RETRY_AFTER_CAP = timedelta(days=1)
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> datetime | None:
+    """The moment a Retry-After header names: delay seconds or an HTTP date; None if unreadable."""
+    if not value or not value.strip():
+        return None
+    now = now or datetime.now(UTC)
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return now + min(timedelta(seconds=int(value[:9])), RETRY_AFTER_CAP)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return min(max(when, now), now + RETRY_AFTER_CAP)
 
 
 def _parse_success(content_type: str, body: str) -> tuple[bool, Any]:

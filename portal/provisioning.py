@@ -97,19 +97,28 @@ class OutcomeUnknown(StillPending):
     prefix = "Outcome unknown. "
 
 
+class NeedsDecisionError(StillPending):
+    """OneOffice's answer to a retry may mean the earlier attempt landed, or not; the object
+    stays pending, is not retried, and a person resolves it (`order_resolve_renewal`)."""
+
+    prefix = "Needs a decision. "
+
+
 # Refusals that, on a retry after an unknown outcome, prove the earlier attempt landed.
 # A duplicate on another column (the vendor's documented "users_email") says nothing about our id.
 _ID_EXISTS = r"^(?!.*email)(?=.*(duplicate key|already exists))"
 _SETTLES = {
     ProvisioningCall.Method.CREATE_CUSTOMER: re.compile(_ID_EXISTS, re.I | re.S),
     ProvisioningCall.Method.CREATE_FIRST_ORDER: re.compile(_ID_EXISTS, re.I | re.S),
-    # The portal checked the window before the first attempt, so "too early" now means the
-    # earlier attempt already moved the term on.
-    ProvisioningCall.Method.CREATE_RENEWAL_ORDER: re.compile(
-        _ID_EXISTS + r"|more than \d+ days|days left", re.I | re.S
-    ),
+    ProvisioningCall.Method.CREATE_RENEWAL_ORDER: re.compile(_ID_EXISTS, re.I | re.S),
     ProvisioningCall.Method.CANCEL_ORDER: re.compile(r"already cancel", re.I),
     ProvisioningCall.Method.SUSPEND_ORDER: re.compile(r"already suspend", re.I),
+}
+# Refusals that, on a retry after an unknown outcome, may or may not mean the earlier attempt
+# landed. "Too early to renew" is true after a renewal that landed, but also when OneOffice's
+# term end is later than ours (its "today" in another zone, a retry that crossed midnight).
+_AMBIGUOUS = {
+    ProvisioningCall.Method.CREATE_RENEWAL_ORDER: re.compile(r"more than \d+ days|days left", re.I)
 }
 
 _clients: dict[tuple, oneoffice.OneOfficeClient] = {}
@@ -304,6 +313,58 @@ def order_retry(
     return operation(order=order, by=by, attempt=attempt)
 
 
+def order_needs_decision(order: Order) -> bool:
+    """Whether `order` is a pending renewal whose latest call needs a person's decision."""
+    if order.is_first_order or not order.can_retry():
+        return False
+    latest = _calls_of(order).order_by("-started_at", "-id").values("outcome").first()
+    return latest is not None and latest["outcome"] == Outcome.AMBIGUOUS
+
+
+def order_resolve_renewal(
+    *, renewal: Order, renewed: bool, by: AbstractBaseUser | None = None
+) -> Order:
+    """A person's decision on a renewal whose retry OneOffice answered ambiguously.
+
+    `renewed=True` records it as done (as a renewal that landed with its first attempt: the
+    subscription's term end moves on); `renewed=False` marks it `failed`, so the subscription
+    can be renewed again. Sends nothing. Refused unless the renewal awaits a decision.
+    """
+    if renewal.is_first_order:
+        raise NotAllowed(f"{renewal} is not a renewal.")
+    with _leased(renewal.parent):
+        _reload(renewal)
+        call = _calls_of(renewal).order_by("-started_at", "-id").first()
+        if not renewal.can_retry() or call is None or call.outcome != Outcome.AMBIGUOUS:
+            raise NotAllowed(f"{renewal} has no renewal awaiting a decision.")
+        who = by.get_username() if by is not None and by.pk else "the system"
+        decided = "renewed" if renewed else "not renewed"
+        with transaction.atomic(durable=True):
+            call.error = f"{call.error} Resolved by {who}: {decided}.".strip()
+            call.save(update_fields=["error"])
+            if renewed:
+                applied_at = renewal.first_sent_at or call.started_at
+                fields = _renewed(renewal, None, terms.vendor_date(applied_at))
+                renewal.last_error = ""
+            else:
+                renewal.status = Order.Status.FAILED
+                renewal.last_error = f"Marked as not renewed by {who}: {call.error}"
+                fields = ["status"]
+            renewal.first_sent_at = None
+            renewal.pending_action = ""
+            renewal.save(
+                update_fields=[
+                    *fields,
+                    "last_error",
+                    "first_sent_at",
+                    "pending_action",
+                    "updated_at",
+                ]
+            )
+    logger.info("createRenewalOrder %s: resolved as %s by %s", renewal, decided, who)
+    return renewal
+
+
 def order_permission_for(order: Order) -> str:
     """The permission codename a person needs to retry what is pending on `order`."""
     action = Order.Action.RENEW if not order.is_first_order else order.pending_action
@@ -413,7 +474,8 @@ def _check_renewable(order: Order) -> None:
             "can be renewed."
         )
     window = settings.ONEOFFICE_RENEWAL_WINDOW_DAYS
-    left = terms.days_left(order.current_term_end, timezone.localdate())
+    # OneOffice counts the days left from its own today.
+    left = terms.days_left(order.current_term_end, terms.vendor_date())
     if left > window:
         opens = order.current_term_end - timedelta(days=window)
         raise NotAllowed(
@@ -548,7 +610,7 @@ def _record_done(
         else:
             _close_call(call, Outcome.OK, reply)
         applied_at = subject.first_sent_at or call.started_at
-        fields = on_ok(subject, None if settled_earlier else reply, timezone.localdate(applied_at))
+        fields = on_ok(subject, None if settled_earlier else reply, terms.vendor_date(applied_at))
         subject.last_error = ""
         subject.first_sent_at = None
         fields += ["last_error", "first_sent_at", "updated_at"]
@@ -585,15 +647,23 @@ def classify(*, method: str, exc: oneoffice.VendorError, may_have_landed: bool) 
     if isinstance(exc, oneoffice.VendorRefusedError):
         if may_have_landed and _SETTLES[method].search(exc.message):
             return Decision(Outcome.OK, Settle.DONE, retry=False, error=None)
+        if may_have_landed and method in _AMBIGUOUS and _AMBIGUOUS[method].search(exc.message):
+            return Decision(
+                Outcome.AMBIGUOUS, Settle.PENDING, retry=False, error=NeedsDecisionError
+            )
         return Decision(Outcome.REFUSED, Settle.REFUSED, retry=False, error=VendorRefused)
     if isinstance(exc, oneoffice.VendorConfigError):
         # A person fixes the settings, then retries by hand; an earlier attempt that may have
         # landed keeps the object pending until then.
         settle = Settle.PENDING if may_have_landed else Settle.RESTORE
         return Decision(Outcome.CONFIG_ERROR, settle, retry=False, error=ConfigurationProblem)
-    if isinstance(exc, oneoffice.VendorNotSentError):
+    if isinstance(exc, oneoffice.VendorNotSentError | oneoffice.VendorNotNowError):
+        # Not applied, and never final: an earlier attempt may still have landed.
+        outcome = (
+            Outcome.NOT_SENT if isinstance(exc, oneoffice.VendorNotSentError) else Outcome.NOT_NOW
+        )
         error = OutcomeUnknown if may_have_landed else StillPending
-        return Decision(Outcome.NOT_SENT, Settle.PENDING, retry=True, error=error)
+        return Decision(outcome, Settle.PENDING, retry=True, error=error)
     return Decision(Outcome.UNKNOWN, Settle.PENDING, retry=True, error=OutcomeUnknown)
 
 
@@ -632,7 +702,7 @@ def _record_failure(
             fields.append("first_sent_at")
         subject.save(update_fields=fields)
         if decision.retry:
-            retries.plan_retry(subject, call)
+            retries.plan_retry(subject, call, not_before=exc.retry_after)
     logger.warning(
         "%s %s: %s (attempt %s): %s", call.method, subject, decision.outcome, call.attempt, exc
     )
@@ -647,6 +717,12 @@ def _failure_message(
     if decision.error is ConfigurationProblem:
         unsettled = " The earlier attempt is still unsettled." if may_have_landed else ""
         return f"Not done: {exc.message}{unsettled}"
+    if decision.error is NeedsDecisionError:
+        return (
+            f'{subject}: OneOffice answered the retry with "{exc.message}". That is true if the '
+            "earlier attempt renewed it, and also if OneOffice's term end differs from ours. "
+            "It is not retried: check with OneOffice, then mark it as renewed or not renewed."
+        )
     return f"{subject}: {exc.message} {_retry_note(subject)}"
 
 
@@ -661,15 +737,26 @@ def _retry_note(subject: Subject) -> str:
 
 def _registered(customer: Customer, reply: oneoffice.Reply | None, applied_on: date) -> list[str]:
     customer.status = Customer.Status.REGISTERED
+    # Settled by a duplicate-id answer, the reply with OneOffice's details never came back:
+    # say they are unknown rather than show blanks as if OneOffice had returned none.
+    customer.details_unknown = reply is None
     if reply is None:
-        return ["status"]
+        return ["status", "details_unknown"]
     remote = oneoffice.read_customer(reply.data)
     customer.oneoffice_id = remote.vendor_id
     customer.partner = remote.partner
     customer.remote_created_at = remote.created_at
     customer.is_active = remote.is_active
     customer.onboarding_url = remote.onboarding_url
-    return ["status", "oneoffice_id", "partner", "remote_created_at", "is_active", "onboarding_url"]
+    return [
+        "status",
+        "details_unknown",
+        "oneoffice_id",
+        "partner",
+        "remote_created_at",
+        "is_active",
+        "onboarding_url",
+    ]
 
 
 def _placed(order: Order, reply: oneoffice.Reply | None, applied_on: date) -> list[str]:

@@ -25,7 +25,7 @@ from portal.models import ProvisioningCall
 Subject = Customer | Order
 Outcome = ProvisioningCall.Outcome
 # The latest call of a pending object ended like this: nothing settled it yet.
-UNSETTLED = (Outcome.IN_FLIGHT, Outcome.UNKNOWN, Outcome.NOT_SENT)
+UNSETTLED = (Outcome.IN_FLIGHT, Outcome.UNKNOWN, Outcome.NOT_SENT, Outcome.NOT_NOW)
 
 
 def _kind(subject: Subject | type[Subject]) -> str:

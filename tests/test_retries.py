@@ -11,6 +11,7 @@ from customers.models import Customer
 from orders.models import Order
 from portal import provisioning, retries, tasks
 from portal.models import ProvisioningCall
+from tests.admin_urls import change_url
 from tests.factories import CustomerFactory, UserFactory
 
 Outcome = ProvisioningCall.Outcome
@@ -168,3 +169,74 @@ def test_admin_save_of_a_form_read_before_a_settle_keeps_the_settle(rf, superuse
     assert saved.account_manager == manager
     assert saved.status == Customer.Status.REGISTERED
     assert saved.oneoffice_id == "1"
+
+
+def test_customer_settled_by_duplicate_id_says_its_details_are_unknown(client, superuser, sandbox):
+    customer = CustomerFactory()
+    sandbox.inject("createCustomer", "500-after")
+    with pytest.raises(provisioning.OutcomeUnknown):
+        provisioning.customer_register(customer=customer)
+
+    provisioning.customer_retry(customer=customer)
+
+    customer.refresh_from_db()
+    assert customer.status == Customer.Status.REGISTERED
+    assert customer.details_unknown is True
+    assert customer.oneoffice_id == ""
+    client.force_login(superuser)
+    page = client.get(change_url(customer)).content.decode()
+    assert "OneOffice details unknown" in page
+
+
+def test_customer_registered_with_a_reply_has_its_details_known(sandbox):
+    customer = provisioning.customer_register(customer=CustomerFactory())
+
+    assert customer.details_unknown is False
+    assert customer.oneoffice_id == "1"
+
+
+def test_renewal_on_the_wire_neither_needs_attention_nor_gets_a_sweep_retry(sandbox, active_order):
+    renewal = Order.objects.create(
+        number="O-RENEWAL",
+        customer=active_order.customer,
+        parent=active_order,
+        product=active_order.product,
+        licenses=active_order.licenses,
+        duration=active_order.duration,
+        status=Order.Status.PENDING,
+        pending_action=Order.Action.RENEW,
+        attempts=1,
+    )
+    ProvisioningCall.objects.create(method="createRenewalOrder", params={}, order=renewal)
+    # The renewal's call runs under its subscription's lease.
+    Order.objects.filter(pk=active_order.pk).update(
+        lease_until=timezone.now() + timedelta(minutes=1)
+    )
+    now = timezone.now()
+
+    assert not Order.objects.filter(Order.needs_attention_q(now=now)).exists()
+    assert retries.retry_stranded() == 0
+
+    Order.objects.filter(pk=active_order.pk).update(lease_until=None)
+    assert Order.objects.filter(Order.needs_attention_q(now=now)).get() == renewal
+    assert retries.retry_stranded() == 1
+
+
+def test_retry_stranded_makes_a_constant_number_of_queries(sandbox, django_assert_max_num_queries):
+    for _ in range(12):
+        customer = CustomerFactory(status=Customer.Status.PENDING, attempts=1)
+        ProvisioningCall.objects.create(method="createCustomer", params={}, customer=customer)
+
+    with django_assert_max_num_queries(5):
+        assert retries.retry_stranded() == 12
+    with django_assert_max_num_queries(5):
+        assert retries.retry_stranded() == 0
+
+
+def test_setup_schedules_runs_the_sweep_every_oneoffice_sweep_minutes(db, settings):
+    from django.core.management import call_command
+
+    settings.ONEOFFICE_SWEEP_MINUTES = 3
+    call_command("setup_schedules", verbosity=0, stdout=None)
+
+    assert Schedule.objects.get(func="portal.tasks.retry_stranded_task").minutes == 3
