@@ -13,6 +13,26 @@ Every operation has the same shape:
 When the outcome is unknown the object stays `pending`. Calling the same function again on a
 pending object (by hand, or the automatic retry task) re-sends the same call with the same
 ids; a refusal saying "that id exists" then proves the earlier attempt landed.
+
+The rules (`classify` decides each failed call; the README's "Reliability rules" say the same):
+
+- Nothing that is sent changes while a call about it is unsettled. The service sends what is
+  stored and refuses an object with unsaved changes; an edit form saves a field that is sent
+  only in a conditional UPDATE (editable state, lease free: `Provisioned.save_edit`).
+- Proof that an earlier attempt landed, on a retry after an unknown outcome: "duplicate key" /
+  "already exists" on our id (not on the email) for the create methods, "already cancelled" for
+  cancelOrder, "already suspended" for suspendOrder. The operation is recorded as done.
+- Ambiguous: a renewal retry refused as "more than N days left". It is true after a renewal
+  that landed, and also when OneOffice's term end is later than ours. The renewal stays
+  pending with the call outcome "needs a decision", under Needs attention, is not retried, and
+  a person records it as renewed or not (`order_resolve_renewal`).
+- Not now: 429 and 408 were not applied. The object stays pending and is retried after the
+  vendor's Retry-After or the back-off, whichever is later; never final, and after an unknown
+  outcome it stays unknown. A 5xx with Retry-After stays an unknown outcome, retried no earlier
+  than asked.
+- Terms are dated on OneOffice's calendar (`terms.vendor_date`, ONEOFFICE_TIME_ZONE): a term
+  starts on the vendor's date of the first attempt that may have landed, so a retry that
+  crosses midnight does not move it.
 """
 
 from __future__ import annotations
