@@ -70,15 +70,30 @@ class Provisioned(models.Model):
     @classmethod
     def from_db(cls, db, field_names, values):
         instance = super().from_db(db, field_names, values)
-        instance.remember_stored()
+        # Kept as given and read only when asked: this runs for every row a list loads.
+        instance._loaded = (field_names, values)
         return instance
 
-    def _sent_attnames(self) -> list[str]:
-        return [self._meta.get_field(name).attname for name in self.SENT_FIELDS]
+    @classmethod
+    def _sent_attnames(cls) -> tuple[str, ...]:
+        attnames = cls.__dict__.get("_sent_attnames_cache")
+        if attnames is None:
+            attnames = tuple(cls._meta.get_field(name).attname for name in cls.SENT_FIELDS)
+            cls._sent_attnames_cache = attnames
+        return attnames
+
+    def _stored_values(self) -> dict:
+        stored = self.__dict__.get("_stored")
+        if stored is None:
+            field_names, values = self.__dict__.get("_loaded", ((), ()))
+            wanted = set(self._sent_attnames())
+            stored = {n: v for n, v in zip(field_names, values, strict=False) if n in wanted}
+            self._stored = stored
+        return stored
 
     def remember_stored(self, names=None) -> None:
         """Note the sent fields' values as stored, to tell unsaved changes later."""
-        stored = getattr(self, "_stored", {})
+        stored = self._stored_values()
         for name, attname in zip(self.SENT_FIELDS, self._sent_attnames(), strict=True):
             if attname in self.__dict__ and (names is None or name in names):
                 stored[attname] = self.__dict__[attname]
@@ -86,7 +101,7 @@ class Provisioned(models.Model):
 
     def unsaved_fields(self) -> list[str]:
         """The sent fields whose value in this instance differs from what it read or saved."""
-        stored = getattr(self, "_stored", {})
+        stored = self._stored_values()
         return [
             name
             for name, attname in zip(self.SENT_FIELDS, self._sent_attnames(), strict=True)

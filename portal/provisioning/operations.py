@@ -51,6 +51,8 @@ def customer_register(
     On success the customer is `registered` with what OneOffice returned; a refusal leaves it
     `failed` with OneOffice's words; an unknown outcome leaves it `pending`. `attempt` is for
     the retry task: the call is skipped unless it is still the attempt it was scheduled after.
+    What is stored is sent: a `customer` holding unsaved changes to it is refused (`NotAllowed`),
+    as with every operation here.
     """
     if attempt is None and customer.is_editable:
         # Invalid values the caller holds are refused, not quietly replaced by the stored row.
