@@ -6,7 +6,14 @@ from portal.admin import NeedsAttentionFilter, Provisioning, ProvisioningAdminMi
 
 REGISTER = "customers.register_customer"
 
-MIRRORED = ["oneoffice_id", "partner", "remote_created_at", "is_active", "onboarding_url"]
+MIRRORED = [
+    "details_unknown",
+    "oneoffice_id",
+    "partner",
+    "remote_created_at",
+    "is_active",
+    "onboarding_url",
+]
 BOOKKEEPING = ["status", "last_error", "attempts", "oneoffice_calls", "created_at", "updated_at"]
 
 
@@ -31,7 +38,7 @@ class CustomerAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
             label="Register on OneOffice",
             perms=(REGISTER,),
             run=lambda customer, by: provisioning.customer_register(customer=customer, by=by),
-            possible=lambda c: c.status in {Customer.Status.DRAFT, Customer.Status.FAILED},
+            possible=lambda c: c.can(Customer.Action.REGISTER),
             done="registered",
         ),
         Provisioning(
@@ -39,7 +46,7 @@ class CustomerAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
             label="Retry",
             perms=(REGISTER,),
             run=lambda customer, by: provisioning.customer_retry(customer=customer, by=by),
-            possible=lambda c: c.status == Customer.Status.PENDING,
+            possible=lambda c: c.can_retry(),
             done="retried",
         ),
     )

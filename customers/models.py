@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
-from portal.ids import MAX_LENGTH, new_id, validate_remote_id
+from portal.ids import MAX_LENGTH, validate_remote_id
 from portal.models import Provisioned
 
 validate_phone = RegexValidator(
@@ -13,14 +13,29 @@ validate_phone = RegexValidator(
 )
 
 
+class CustomerStatus(models.TextChoices):
+    DRAFT = "draft", "draft"
+    PENDING = "pending", "pending"
+    REGISTERED = "registered", "registered"
+    FAILED = "failed", "failed"
+
+
+class CustomerAction(models.TextChoices):
+    REGISTER = "register", "register"
+
+
 class Customer(Provisioned):
     """A company we sell to, mirroring the customer OneOffice holds under `code`."""
 
-    class Status(models.TextChoices):
-        DRAFT = "draft", "draft"
-        PENDING = "pending", "pending"
-        REGISTERED = "registered", "registered"
-        FAILED = "failed", "failed"
+    Status = CustomerStatus
+    Action = CustomerAction
+    # Which action may start from which status. Pending objects are only retried (`can_retry`).
+    TRANSITIONS = {Action.REGISTER: frozenset({Status.DRAFT, Status.FAILED})}
+    # What registration sends may change only while nothing is (or was successfully) sent.
+    EDITABLE_STATES = TRANSITIONS[Action.REGISTER]
+    SENT_FIELDS = ("code", "name", "admin_email", "admin_phone", "admin_display_name")
+    ID_FIELD = "code"
+    ID_PREFIX = "C"
 
     code = models.CharField(
         "customer id",
@@ -53,6 +68,13 @@ class Customer(Provisioned):
     )
     is_active = models.BooleanField("active on OneOffice", null=True, editable=False)
     onboarding_url = models.URLField(max_length=500, blank=True, editable=False)
+    details_unknown = models.BooleanField(
+        "OneOffice details unknown",
+        default=False,
+        editable=False,
+        help_text="Registration was settled by a duplicate-id answer to a retry: OneOffice "
+        "holds the customer, but its id, partner and onboarding link were never returned.",
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -62,7 +84,7 @@ class Customer(Provisioned):
         permissions = [("register_customer", "Can register customers on OneOffice")]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(status__in=["draft", "pending", "registered", "failed"]),
+                condition=models.Q(status__in=CustomerStatus.values),
                 name="customer_status_valid",
             ),
             models.CheckConstraint(condition=~models.Q(code=""), name="customer_code_not_blank"),
@@ -70,21 +92,3 @@ class Customer(Provisioned):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.code})"
-
-    def save(self, *args, **kwargs):
-        # The id must exist before the first vendor call, so a retry can reuse it.
-        if not self.code:
-            self.code = new_id("C")
-            if kwargs.get("update_fields") is not None:
-                kwargs["update_fields"] = {*kwargs["update_fields"], "code"}
-        super().save(*args, **kwargs)
-
-    def clean(self):
-        super().clean()
-        if not self.code:
-            self.code = new_id("C")
-
-    @property
-    def is_editable(self) -> bool:
-        """Whether what we send on registration may still change."""
-        return self.status in {self.Status.DRAFT, self.Status.FAILED}

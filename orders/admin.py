@@ -54,10 +54,6 @@ def _confirm_suspend(order: Order) -> str:
     )
 
 
-def _is_subscription(order: Order, *states: str) -> bool:
-    return order.is_first_order and order.status in states
-
-
 EXPORT_PERMISSION = "orders.export_order"
 EXPORT_COLUMNS = [
     ("order id", "number"),
@@ -88,6 +84,22 @@ def _csv_rows(rows: Iterable[tuple], today) -> Iterator[str]:
         days_left = terms.days_left(term_end, today) if term_end is not None else None
         created_at = timezone.localtime(row[10]).isoformat(timespec="seconds")
         yield writer.writerow([csv_cell(v) for v in (*row[:10], created_at, days_left)])
+
+
+def _confirm_resolution(renewed: bool):
+    def confirm(order: Order) -> str:
+        outcome = (
+            "renewed: the subscription's term end moves on, as if the first attempt had landed"
+            if renewed
+            else "not renewed: it is marked failed and the subscription can be renewed again"
+        )
+        return (
+            f"Renewal {order.number} of {order.parent}: OneOffice's answer to a retry did not "
+            f"say whether it renewed. Check with OneOffice first. Record it as {outcome}. "
+            "Nothing is sent to OneOffice."
+        )
+
+    return confirm
 
 
 class RenewalInline(admin.TabularInline):
@@ -151,7 +163,7 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
             label="Place on OneOffice",
             perms=("orders.place_order",),
             run=lambda order, by: provisioning.order_place(order=order, by=by),
-            possible=lambda o: _is_subscription(o, S.DRAFT, S.FAILED),
+            possible=lambda o: o.can(Order.Action.PLACE),
             done="placed",
         ),
         Provisioning(
@@ -159,7 +171,7 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
             label="Renew",
             perms=("orders.renew_order",),
             run=lambda order, by: provisioning.order_renew(order=order, by=by),
-            possible=lambda o: _is_subscription(o, S.ACTIVE, S.SUSPENDED),
+            possible=lambda o: o.can(Order.Action.RENEW),
             done="renewed",
         ),
         Provisioning(
@@ -167,7 +179,7 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
             label="Suspend",
             perms=("orders.suspend_order",),
             run=lambda order, by: provisioning.order_suspend(order=order, by=by),
-            possible=lambda o: _is_subscription(o, S.ACTIVE),
+            possible=lambda o: o.can(Order.Action.SUSPEND),
             confirm=_confirm_suspend,
             done="suspended",
         ),
@@ -176,9 +188,31 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
             label="Cancel subscription",
             perms=("orders.cancel_order",),
             run=lambda order, by: provisioning.order_cancel(order=order, by=by),
-            possible=lambda o: _is_subscription(o, S.ACTIVE, S.SUSPENDED),
+            possible=lambda o: o.can(Order.Action.CANCEL),
             confirm=_confirm_cancel,
             done="cancelled",
+        ),
+        Provisioning(
+            name="mark_renewed",
+            label="Mark as renewed",
+            perms=("orders.renew_order",),
+            run=lambda order, by: provisioning.order_resolve_renewal(
+                renewal=order, renewed=True, by=by
+            ),
+            possible=provisioning.order_needs_decision,
+            confirm=_confirm_resolution(True),
+            done="renewed",
+        ),
+        Provisioning(
+            name="mark_not_renewed",
+            label="Mark as not renewed",
+            perms=("orders.renew_order",),
+            run=lambda order, by: provisioning.order_resolve_renewal(
+                renewal=order, renewed=False, by=by
+            ),
+            possible=provisioning.order_needs_decision,
+            confirm=_confirm_resolution(False),
+            done="failed",
         ),
         Provisioning(
             name="retry",
@@ -186,7 +220,7 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
             perms=tuple(f"orders.{verb}_order" for verb in ("place", "renew", "suspend", "cancel")),
             object_perm=lambda o: "orders." + provisioning.order_permission_for(o),
             run=lambda order, by: provisioning.order_retry(order=order, by=by),
-            possible=lambda o: o.status == S.PENDING,
+            possible=lambda o: o.can_retry(),
             done="retried",
         ),
     )

@@ -1,3 +1,5 @@
+from datetime import datetime
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -5,8 +7,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
-from portal.ids import MAX_LENGTH, new_id, validate_remote_id
-from portal.models import Provisioned
+from portal.ids import MAX_LENGTH, validate_remote_id
+from portal.models import Provisioned, lease_free_q
 
 MAX_LICENSES = 100_000
 
@@ -41,6 +43,16 @@ class Action(models.TextChoices):
     SUSPEND = "suspend", "suspend"
 
 
+# Which action may start from which status of a subscription (first order). Renewals are rows
+# of their own that are only retried; a pending object is only retried (`can_retry`).
+TRANSITIONS = {
+    Action.PLACE: frozenset({OrderStatus.DRAFT, OrderStatus.FAILED}),
+    Action.RENEW: frozenset({OrderStatus.ACTIVE, OrderStatus.SUSPENDED}),
+    Action.SUSPEND: frozenset({OrderStatus.ACTIVE}),
+    Action.CANCEL: frozenset({OrderStatus.ACTIVE, OrderStatus.SUSPENDED}),
+}
+
+
 class Order(Provisioned):
     """An order as OneOffice holds it under `number`.
 
@@ -52,6 +64,12 @@ class Order(Provisioned):
     Product = Product
     Duration = Duration
     Action = Action
+    TRANSITIONS = TRANSITIONS
+    # What placing sends may change only while nothing is (or was successfully) sent.
+    EDITABLE_STATES = TRANSITIONS[Action.PLACE]
+    SENT_FIELDS = ("number", "customer", "product", "licenses", "duration")
+    ID_FIELD = "number"
+    ID_PREFIX = "O"
 
     number = models.CharField(
         "order id",
@@ -134,7 +152,7 @@ class Order(Provisioned):
                 condition=Q(status__in=OrderStatus.values), name="order_status_valid"
             ),
             models.CheckConstraint(
-                condition=Q(status="pending") | Q(pending_action=""),
+                condition=Q(status=OrderStatus.PENDING) | Q(pending_action=""),
                 name="order_pending_action_only_when_pending",
             ),
             models.CheckConstraint(
@@ -146,7 +164,7 @@ class Order(Provisioned):
             # One renewal in flight per subscription: a second click cannot make a second one.
             models.UniqueConstraint(
                 fields=["parent"],
-                condition=Q(status="pending"),
+                condition=Q(status=OrderStatus.PENDING),
                 name="order_one_pending_renewal",
                 violation_error_message="A renewal of this subscription is already in progress.",
             ),
@@ -155,18 +173,8 @@ class Order(Provisioned):
     def __str__(self) -> str:
         return self.number
 
-    def save(self, *args, **kwargs):
-        # The id must exist before the first vendor call, so a retry can reuse it.
-        if not self.number:
-            self.number = new_id("O")
-            if kwargs.get("update_fields") is not None:
-                kwargs["update_fields"] = {*kwargs["update_fields"], "number"}
-        super().save(*args, **kwargs)
-
     def clean(self):
         super().clean()
-        if not self.number:
-            self.number = new_id("O")
         if self.parent_id is not None:
             if self.parent.parent_id is not None:
                 raise ValidationError({"parent": "A renewal must point at a first order."})
@@ -179,10 +187,26 @@ class Order(Provisioned):
     def is_first_order(self) -> bool:
         return self.parent_id is None
 
+    def can(self, action: str) -> bool:
+        """Whether `action` may start: on a subscription (first order), from its status."""
+        return self.is_first_order and super().can(action)
+
     @property
     def is_editable(self) -> bool:
-        """Whether what we send when placing the order may still change."""
-        return self.is_first_order and self.status in {self.Status.DRAFT, self.Status.FAILED}
+        """Whether what placing sends may still change (first orders not yet placed)."""
+        return self.is_first_order and super().is_editable
+
+    @classmethod
+    def editable_q(cls) -> Q:
+        return Q(parent__isnull=True) & super().editable_q()
+
+    @classmethod
+    def needs_attention_q(cls, *, now: datetime) -> Q:
+        """Pending with no request working on it. A renewal's call runs under its
+        subscription's lease, so a renewal on the wire does not need attention."""
+        return super().needs_attention_q(now=now) & (
+            Q(parent__isnull=True) | lease_free_q(now=now, prefix="parent__")
+        )
 
 
 class ReminderRun(models.Model):

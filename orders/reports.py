@@ -10,7 +10,8 @@ from customers.models import Customer
 from orders import selectors
 from orders.models import Order
 
-RENEWABLE = [Order.Status.ACTIVE, Order.Status.SUSPENDED]
+# Running subscriptions: those that can still be renewed.
+RENEWABLE = sorted(Order.states_allowing(Order.Action.RENEW))
 
 
 @dataclass(frozen=True)
@@ -29,21 +30,14 @@ class Week:
     licenses: int
 
 
-def needs_attention_q(*, now: datetime) -> Q:
-    """Pending with no request holding the lease: an unsettled or unsent call waits on it.
-
-    The same predicate as portal.admin.NeedsAttentionFilter, so counts match the lists."""
-    return Q(status="pending") & (Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-
-
 def subscription_needs_attention_q(*, now: datetime) -> Q:
     """A subscription (first order) that needs attention itself or through a stuck renewal."""
     # IN, not EXISTS: under an OR, PostgreSQL cannot turn EXISTS into a join, and the plan it
     # makes instead is costed high enough to be JIT-compiled (0.2 s at 100,000 orders).
-    stuck_renewals = Order.objects.filter(needs_attention_q(now=now), parent__isnull=False).values(
-        "parent_id"
-    )
-    return Q(parent__isnull=True) & (needs_attention_q(now=now) | Q(pk__in=stuck_renewals))
+    stuck_renewals = Order.objects.filter(
+        Order.needs_attention_q(now=now), parent__isnull=False
+    ).values("parent_id")
+    return Q(parent__isnull=True) & (Order.needs_attention_q(now=now) | Q(pk__in=stuck_renewals))
 
 
 def order_count_by_status() -> list[Figure]:
@@ -128,6 +122,6 @@ def needs_attention_counts(*, now: datetime | None = None) -> dict[str, int]:
     """Customers and subscriptions the 'needs attention' filters of their lists show."""
     now = now or timezone.now()
     return {
-        "customers": Customer.objects.filter(needs_attention_q(now=now)).count(),
+        "customers": Customer.objects.filter(Customer.needs_attention_q(now=now)).count(),
         "orders": Order.objects.filter(subscription_needs_attention_q(now=now)).count(),
     }

@@ -12,7 +12,8 @@ DUE = "due"
 LAPSED = "lapsed"
 NOT_YET_DUE = "not-yet-due"
 
-_RENEWABLE = [Order.Status.ACTIVE, Order.Status.SUSPENDED]
+# Subscriptions that can be renewed: the renewal window is about them only.
+_RENEWABLE = sorted(Order.states_allowing(Order.Action.RENEW))
 _DUE_FIELDS = [
     "number",
     "customer",

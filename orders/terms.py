@@ -1,7 +1,11 @@
 """Term arithmetic, as OneOffice does it: calendar months and years, clamped to month end."""
 
 import calendar
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.utils import timezone
 
 MONTHLY = "monthly"
 YEARLY = "yearly"
@@ -32,3 +36,10 @@ def renewal_start(current_term_end: date, today: date) -> date:
 def days_left(current_term_end: date, today: date) -> int:
     """Whole days from `today` to the end of the term (negative once it has lapsed)."""
     return (current_term_end - today).days
+
+
+def vendor_date(moment: datetime | None = None) -> date:
+    """The date OneOffice's calendar shows at `moment` (now by default): its "today" decides
+    when a term starts and how many days are left, so terms are dated in ONEOFFICE_TIME_ZONE."""
+    zone = ZoneInfo(settings.ONEOFFICE_TIME_ZONE or settings.TIME_ZONE)
+    return timezone.localtime(moment or timezone.now(), zone).date()

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -50,14 +49,9 @@ def report(request: HttpRequest, modeladmin: admin.ModelAdmin, action: Provision
         return False
     try:
         result = action.run(obj, by=request.user)
-    except provisioning.VendorRefused as exc:
-        modeladmin.message_user(request, str(exc), messages.ERROR)
-    except provisioning.OutcomeUnknown as exc:
-        modeladmin.message_user(request, f"Outcome unknown. {exc}", messages.WARNING)
-    except provisioning.StillPending as exc:
-        modeladmin.message_user(request, f"Not sent yet. {exc}", messages.WARNING)
     except provisioning.ProvisioningError as exc:
-        modeladmin.message_user(request, f"{obj}: not sent. {exc}", messages.ERROR)
+        # Each error says how it is reported, so no order of except clauses decides it.
+        modeladmin.message_user(request, exc.summary(obj), exc.level)
     else:
         status = result.get_status_display()
         now = "" if status == action.done else f", now {status}"
@@ -152,10 +146,33 @@ class ProvisioningAdminMixin:
         if not change:
             return super().save_model(request, obj, form, change)
         # Only what the form changed: status and mirrored fields belong to the provisioning
-        # service, which may be writing them at this very moment.
-        if form.changed_data:
-            obj.save(update_fields=[*form.changed_data, "updated_at"])
+        # service, which may be writing them at this very moment; and what a call sends only
+        # while no call about the object is unsettled.
+        refused = form.changed_data and not obj.save_edit(form.changed_data)
+        request._edit_refused = refused or bool(
+            _sent_fields_posted_but_read_only(request, obj, form)
+        )
         return None
+
+    def log_change(self, request, obj, message):
+        if not getattr(request, "_edit_refused", False):
+            super().log_change(request, obj, message)
+
+    def response_change(self, request, obj):
+        if getattr(request, "_edit_refused", False):
+            current = type(obj).objects.get(pk=obj.pk)
+            self.message_user(
+                request,
+                f"{current}: nothing was saved. It is {current.get_status_display()} and was "
+                "sent to OneOffice (or is being sent) while you edited it; what is sent cannot "
+                "change now. Your changes were not applied: reload the page to see it as it is.",
+                messages.ERROR,
+            )
+            opts = self.model._meta
+            return HttpResponseRedirect(
+                reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+            )
+        return super().response_change(request, obj)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         buttons = []
@@ -170,6 +187,18 @@ class ProvisioningAdminMixin:
                     buttons.append({"action": action, "url": url})
         context["provisioning_buttons"] = buttons
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+def _sent_fields_posted_but_read_only(request, obj, form) -> list[str]:
+    """Sent fields the person changed in a form opened while they were editable, which the
+    object no longer lets change (a call started meanwhile): the form silently drops them."""
+    return [
+        name
+        for name in obj.SENT_FIELDS
+        if name in request.POST
+        and name not in form.fields
+        and request.POST[name] != str(getattr(obj, obj._meta.get_field(name).attname))
+    ]
 
 
 def call_log_link(obj, **filters) -> str:
@@ -190,9 +219,7 @@ class NeedsAttentionFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
-            return queryset.filter(status="pending").filter(
-                Q(lease_until__isnull=True) | Q(lease_until__lt=timezone.now())
-            )
+            return queryset.filter(queryset.model.needs_attention_q(now=timezone.now()))
         return queryset
 
 

@@ -1,6 +1,18 @@
+from __future__ import annotations
+
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
+
+from portal.ids import new_id
+
+
+def lease_free_q(*, now: datetime, prefix: str = "") -> Q:
+    """No request holds the lease of the object (or of the one `prefix` leads to)."""
+    return Q(**{f"{prefix}lease_until__isnull": True}) | Q(**{f"{prefix}lease_until__lt": now})
 
 
 class Provisioned(models.Model):
@@ -19,8 +31,123 @@ class Provisioned(models.Model):
     # hold it forever.
     lease_until = models.DateTimeField(null=True, blank=True, editable=False)
 
+    # Set by each model: its id field (our id, sent to OneOffice) and the id's prefix.
+    ID_FIELD: str
+    ID_PREFIX: str
+    # The fields a call sends: they may not change while a call about the object is unsettled.
+    SENT_FIELDS: tuple[str, ...]
+    # Which action may start from which status; every caller asks `can()`.
+    TRANSITIONS: dict[str, frozenset[str]]
+
     class Meta:
         abstract = True
+
+    def save(self, *args, **kwargs):
+        # The id must exist before the first vendor call, so a retry can reuse it.
+        if self._ensure_id() and kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], self.ID_FIELD}
+        super().save(*args, **kwargs)
+        self.remember_stored(kwargs.get("update_fields"))
+
+    def save_edit(self, fields: list[str]) -> bool:
+        """Save a person's edit of `fields`, in one conditional UPDATE.
+
+        An edit that touches a field a call sends is saved only while the object is editable
+        and no request holds its lease: nothing that is sent may change while a call about it
+        is unsettled. Other fields (an account manager) are saved whatever the state. False,
+        with nothing saved, when the object moved on in the meantime.
+        """
+        rows = type(self).objects.filter(pk=self.pk)
+        if set(fields) & set(self.SENT_FIELDS):
+            rows = rows.filter(self.editable_q(), lease_free_q(now=timezone.now()))
+        values = {name: getattr(self, name) for name in fields}
+        self.updated_at = timezone.now()
+        saved = rows.update(**values, updated_at=self.updated_at) == 1
+        if saved:
+            self.remember_stored(fields)
+        return saved
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        # Kept as given and read only when asked: this runs for every row a list loads.
+        instance._loaded = (field_names, values)
+        return instance
+
+    @classmethod
+    def _sent_attnames(cls) -> tuple[str, ...]:
+        attnames = cls.__dict__.get("_sent_attnames_cache")
+        if attnames is None:
+            attnames = tuple(cls._meta.get_field(name).attname for name in cls.SENT_FIELDS)
+            cls._sent_attnames_cache = attnames
+        return attnames
+
+    def _stored_values(self) -> dict:
+        stored = self.__dict__.get("_stored")
+        if stored is None:
+            field_names, values = self.__dict__.get("_loaded", ((), ()))
+            wanted = set(self._sent_attnames())
+            stored = {n: v for n, v in zip(field_names, values, strict=False) if n in wanted}
+            self._stored = stored
+        return stored
+
+    def remember_stored(self, names=None) -> None:
+        """Note the sent fields' values as stored, to tell unsaved changes later."""
+        stored = self._stored_values()
+        for name, attname in zip(self.SENT_FIELDS, self._sent_attnames(), strict=True):
+            if attname in self.__dict__ and (names is None or name in names):
+                stored[attname] = self.__dict__[attname]
+        self._stored = stored
+
+    def unsaved_fields(self) -> list[str]:
+        """The sent fields whose value in this instance differs from what it read or saved."""
+        stored = self._stored_values()
+        return [
+            name
+            for name, attname in zip(self.SENT_FIELDS, self._sent_attnames(), strict=True)
+            if attname in stored and self.__dict__.get(attname) != stored[attname]
+        ]
+
+    def clean(self):
+        super().clean()
+        self._ensure_id()
+
+    def _ensure_id(self) -> bool:
+        """Generate our id when blank; True when it did."""
+        if getattr(self, self.ID_FIELD):
+            return False
+        setattr(self, self.ID_FIELD, new_id(self.ID_PREFIX))
+        return True
+
+    @classmethod
+    def states_allowing(cls, action: str) -> frozenset[str]:
+        """The statuses from which `action` may start."""
+        return cls.TRANSITIONS[action]
+
+    def can(self, action: str) -> bool:
+        """Whether `action` may start from the object's status."""
+        return self.status in self.TRANSITIONS[action]
+
+    def can_retry(self) -> bool:
+        """Whether an operation is pending, so that Retry re-sends it."""
+        return self.status == self.Status.PENDING
+
+    @property
+    def is_editable(self) -> bool:
+        """Whether what a call sends may still change: nothing was sent, or it was refused."""
+        return self.status in self.EDITABLE_STATES
+
+    @classmethod
+    def editable_q(cls) -> Q:
+        return Q(status__in=cls.EDITABLE_STATES)
+
+    @classmethod
+    def needs_attention_q(cls, *, now: datetime) -> Q:
+        """Pending with no request holding the lease: an unsettled or unsent call waits on it.
+
+        The one definition of "needs attention": list filters, counts and the dashboard use it.
+        """
+        return Q(status=cls.Status.PENDING) & lease_free_q(now=now)
 
 
 class ProvisioningCall(models.Model):
@@ -39,6 +166,10 @@ class ProvisioningCall(models.Model):
         REFUSED = "refused", "refused"
         UNKNOWN = "unknown", "outcome unknown"
         NOT_SENT = "not-sent", "not sent"
+        # 429 or 408: OneOffice did not apply it and asked to be called again later.
+        NOT_NOW = "not-now", "not now"
+        # A refusal on a retry that may mean the earlier attempt landed, or not: a person decides.
+        AMBIGUOUS = "ambiguous", "needs a decision"
         CONFIG_ERROR = "config-error", "configuration error"
 
     method = models.CharField(max_length=32, choices=Method.choices)

@@ -4,11 +4,13 @@ It knows the vendor's wire format and HTTP, nothing about our models: every call
 one URL with a JSON body `{"method", "params"}` and an `x-api-key` header. Each failure is
 raised as one of four classes, which decide what the portal may do next:
 
-- `Refused`: OneOffice answered "no" (4xx); nothing happened there. Carries its words.
-- `ConfigurationError`: our settings are wrong (bad key, bad URL, a redirect); nothing happened.
-- `NotSent`: the request never left (connection refused, DNS); safe to send again.
-- `OutcomeUnknown`: it may or may not have been applied (timeout after sending, reset, 5xx,
-  an unreadable success body). Only a retry with the same ids can settle it.
+- `VendorRefusedError`: OneOffice answered "no" (4xx); nothing happened there. Carries its words.
+- `VendorConfigError`: our settings are wrong (bad key, bad URL, a redirect); nothing happened.
+- `VendorNotSentError`: the request never left (connection refused, DNS); safe to send again.
+- `VendorNotNowError`: OneOffice said "not now" (429, 408); nothing was applied; try again after
+  `retry_after`.
+- `VendorOutcomeUnknownError`: it may or may not have been applied (timeout after sending,
+  reset, 5xx, an unreadable success body). Only a retry with the same ids can settle it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,32 +39,44 @@ _BAD_URL = (
 _MESSAGE_KEYS = ("message", "error", "detail", "msg", "errors", "description")
 
 
-class OneOfficeError(Exception):
+class VendorError(Exception):
     """Base of every failure of a call; `status` and `body` are what came back, if anything."""
 
     def __init__(
-        self, message: str, *, status: int | None = None, body: str = "", duration_ms: int = 0
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        body: str = "",
+        duration_ms: int = 0,
+        retry_after: datetime | None = None,
     ):
         super().__init__(message)
         self.message = message
         self.status = status
         self.body = body
         self.duration_ms = duration_ms
+        # When the vendor asked us to try again (its Retry-After header), if it did.
+        self.retry_after = retry_after
 
 
-class Refused(OneOfficeError):
+class VendorRefusedError(VendorError):
     """OneOffice refused the call; `message` is its own words."""
 
 
-class ConfigurationError(OneOfficeError):
+class VendorConfigError(VendorError):
     """The portal's OneOffice settings are wrong; retrying will not help."""
 
 
-class NotSent(OneOfficeError):
+class VendorNotSentError(VendorError):
     """The request never reached OneOffice; sending it again is safe."""
 
 
-class OutcomeUnknown(OneOfficeError):
+class VendorNotNowError(VendorError):
+    """OneOffice asked to be called again later (429, 408); the call was not applied."""
+
+
+class VendorOutcomeUnknownError(VendorError):
     """The request may have been applied; only a retry with the same ids can tell."""
 
 
@@ -139,9 +154,9 @@ class OneOfficeClient:
         self, *, url: str, api_key: str, connect_timeout: float = 5.0, read_timeout: float = 30.0
     ):
         if not url:
-            raise ConfigurationError("ONEOFFICE_URL is not set.")
+            raise VendorConfigError("ONEOFFICE_URL is not set.")
         if not api_key:
-            raise ConfigurationError("ONEOFFICE_API_KEY is not set.")
+            raise VendorConfigError("ONEOFFICE_API_KEY is not set.")
         self.url = url
         self.timeout = (connect_timeout, read_timeout)
         self._api_key = api_key
@@ -153,7 +168,7 @@ class OneOfficeClient:
         )
 
     def send(self, request: Request) -> Reply:
-        """Send one call; return the reply to a 2xx or raise a `OneOfficeError` subclass."""
+        """Send one call; return the reply to a 2xx or raise a `VendorError` subclass."""
         payload = json.dumps({"method": request.method, "params": request.params})
         started = time.monotonic()
         try:
@@ -192,23 +207,27 @@ def _elapsed_ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-def _transport_error(exc: requests.RequestException, duration_ms: int) -> OneOfficeError:
+def _transport_error(exc: requests.RequestException, duration_ms: int) -> VendorError:
     if isinstance(exc, requests.ConnectTimeout):
-        return NotSent("OneOffice did not accept the connection in time.", duration_ms=duration_ms)
+        return VendorNotSentError(
+            "OneOffice did not accept the connection in time.", duration_ms=duration_ms
+        )
     if isinstance(exc, requests.exceptions.SSLError):
-        return ConfigurationError(
+        return VendorConfigError(
             f"The TLS handshake with OneOffice failed: {exc}", duration_ms=duration_ms
         )
     if isinstance(exc, _BAD_URL):
-        return ConfigurationError(f"ONEOFFICE_URL is not usable: {exc}", duration_ms=duration_ms)
+        return VendorConfigError(f"ONEOFFICE_URL is not usable: {exc}", duration_ms=duration_ms)
     if isinstance(exc, requests.ConnectionError) and _never_connected(exc):
-        return NotSent("OneOffice could not be reached; nothing was sent.", duration_ms=duration_ms)
+        return VendorNotSentError(
+            "OneOffice could not be reached; nothing was sent.", duration_ms=duration_ms
+        )
     if isinstance(exc, requests.ReadTimeout):
-        return OutcomeUnknown(
+        return VendorOutcomeUnknownError(
             "OneOffice did not answer in time; the call may have been applied.",
             duration_ms=duration_ms,
         )
-    return OutcomeUnknown(
+    return VendorOutcomeUnknownError(
         f"The connection to OneOffice broke ({type(exc).__name__}); "
         "the call may have been applied.",
         duration_ms=duration_ms,
@@ -226,7 +245,7 @@ def _read_reply(status: int, headers: Any, body: str, duration_ms: int) -> Reply
     if 200 <= status < 300:
         readable, data = _parse_success(headers.get("Content-Type", ""), body)
         if not readable:
-            raise OutcomeUnknown(
+            raise VendorOutcomeUnknownError(
                 "OneOffice answered with a body that cannot be read; "
                 "the call may have been applied.",
                 status=status,
@@ -236,7 +255,7 @@ def _read_reply(status: int, headers: Any, body: str, duration_ms: int) -> Reply
         return Reply(status=status, body=capped, data=data, duration_ms=duration_ms)
     if 300 <= status < 400:
         target = urlsplit(headers.get("Location", "")).netloc or "another address"
-        raise ConfigurationError(
+        raise VendorConfigError(
             f"OneOffice redirected the call to {target}; it was not followed. Check ONEOFFICE_URL.",
             status=status,
             body=capped,
@@ -244,20 +263,51 @@ def _read_reply(status: int, headers: Any, body: str, duration_ms: int) -> Reply
         )
     message = error_message(body) or f"HTTP {status}"
     if status in (401, 403):
-        raise ConfigurationError(
+        raise VendorConfigError(
             f"OneOffice refused the API key (HTTP {status}: {message}). Check ONEOFFICE_API_KEY.",
             status=status,
             body=capped,
             duration_ms=duration_ms,
         )
+    retry_after = parse_retry_after(headers.get("Retry-After"))
+    if status in (408, 429):
+        raise VendorNotNowError(
+            f"OneOffice asked to try again later (HTTP {status}: {message}); nothing was applied.",
+            status=status,
+            body=capped,
+            duration_ms=duration_ms,
+            retry_after=retry_after,
+        )
     if 400 <= status < 500:
-        raise Refused(message, status=status, body=capped, duration_ms=duration_ms)
-    raise OutcomeUnknown(
+        raise VendorRefusedError(message, status=status, body=capped, duration_ms=duration_ms)
+    raise VendorOutcomeUnknownError(
         f"OneOffice failed with HTTP {status} ({message}); the call may have been applied.",
         status=status,
         body=capped,
         duration_ms=duration_ms,
+        retry_after=retry_after,
     )
+
+
+# A Retry-After further away than this is read as this: a retry is never put off for weeks.
+RETRY_AFTER_CAP = timedelta(days=1)
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> datetime | None:
+    """The moment a Retry-After header names: delay seconds or an HTTP date; None if unreadable."""
+    if not value or not value.strip():
+        return None
+    now = now or datetime.now(UTC)
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return now + min(timedelta(seconds=int(value[:9])), RETRY_AFTER_CAP)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return min(max(when, now), now + RETRY_AFTER_CAP)
 
 
 def _parse_success(content_type: str, body: str) -> tuple[bool, Any]:

@@ -34,6 +34,9 @@ FAULTS = (
     "garbage-200",
     "slow",
     "redirect",
+    "429",
+    "408",
+    "503-retry-after",
     "respond",
 )
 PRODUCTS = ("oo-lite", "oo-std", "oo-ent", "erp-std", "erp-admin", "erp-lim")
@@ -44,8 +47,18 @@ logger = logging.getLogger("portal.sandbox")
 _JSON = "application/json"
 
 # Faults that let the call change state before they misbehave ("respond" decides per injection).
-_APPLYING_FAULTS = {"500-after", "hang-after", "drop-after", "garbage-200", "slow"}
+_APPLYING_FAULTS = {
+    "500-after",
+    "hang-after",
+    "drop-after",
+    "garbage-200",
+    "slow",
+    "503-retry-after",
+}
 _RESPOND_OPTIONS = {"status", "body", "content_type", "apply"}
+# "Not now" answers with a Retry-After header (option `retry_after`, default "1"); the 503 one
+# is sent after the call was applied, as a vendor failing half-way would.
+_NOT_NOW_FAULTS = {"429": 429, "408": 408, "503-retry-after": 503}
 _BAD_GATEWAY = (
     b"<html><head><title>502 Bad Gateway</title></head>"
     b"<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>\n"
@@ -201,6 +214,8 @@ class Sandbox:
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; choose from {FAULTS}")
         allowed = _RESPOND_OPTIONS if fault == "respond" else set()
+        if fault in _NOT_NOW_FAULTS:
+            allowed = {"retry_after"}
         if set(options) - allowed or times < 1:
             raise ValueError(f"bad fault options {options!r} (times={times})")
         with self._lock:
@@ -458,6 +473,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(502, _BAD_GATEWAY, content_type="text/html")
         elif kind == "garbage-200":
             self._send(200, b'{"name": "ABC')
+        elif kind in _NOT_NOW_FAULTS:
+            self._send(
+                _NOT_NOW_FAULTS[kind],
+                json.dumps("too many requests, try again later").encode(),
+                retry_after=str(options.get("retry_after", "1")),
+            )
         elif kind == "redirect":
             self._send(302, b"", content_type="", location="http://127.0.0.1:9/elsewhere")
         else:  # "respond"
@@ -471,7 +492,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, b"" if value is None else json.dumps(value).encode())
 
     def _send(
-        self, status: int, body: bytes, content_type: str = _JSON, location: str = ""
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = _JSON,
+        location: str = "",
+        retry_after: str = "",
     ) -> None:
         self._log(status)
         self.send_response(status)
@@ -479,6 +505,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", content_type)
         if location:
             self.send_header("Location", location)
+        if retry_after:
+            self.send_header("Retry-After", retry_after)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

@@ -143,6 +143,10 @@ ONEOFFICE_CONNECT_TIMEOUT = env.float("ONEOFFICE_CONNECT_TIMEOUT", default=5.0)
 ONEOFFICE_RENEWAL_WINDOW_DAYS = env.int("ONEOFFICE_RENEWAL_WINDOW_DAYS", default=15)
 ONEOFFICE_RETRY_MAX_ATTEMPTS = env.int("ONEOFFICE_RETRY_MAX_ATTEMPTS", default=5)
 ONEOFFICE_RETRY_BACKOFF_SECONDS = env.int("ONEOFFICE_RETRY_BACKOFF_SECONDS", default=60)
+# OneOffice's calendar: its "today" dates terms and counts days left. Empty: TIME_ZONE.
+ONEOFFICE_TIME_ZONE = env.str("ONEOFFICE_TIME_ZONE", default="")
+# How often the sweep retries calls left unsettled by a process that stopped mid-call.
+ONEOFFICE_SWEEP_MINUTES = env.int("ONEOFFICE_SWEEP_MINUTES", default=10)
 RENEWAL_REMINDER_TIME = env.str("RENEWAL_REMINDER_TIME", default="07:00")
 
 # django-q2: the ORM broker locally, Redis when REDIS_URL is set.

@@ -18,7 +18,7 @@ from django_q.models import Schedule
 
 from customers.models import Customer
 from orders.models import Order
-from portal import provisioning, tasks
+from portal import provisioning, retries, tasks
 from portal import sandbox as sandbox_module
 from portal.models import ProvisioningCall
 from tests.factories import CustomerFactory, OrderFactory
@@ -29,12 +29,24 @@ Outcome = ProvisioningCall.Outcome
 # and "respond" (a canned reply) are covered by the client's tests.
 FAULTS = ["refuse", *(f for f in sandbox_module.FAULTS if f not in {"redirect", "respond"})]
 # Faults after which the vendor holds the change although the portal could not tell.
-APPLIED = {"500-after", "hang-after", "drop-after", "garbage-200", "slow"}
+APPLIED = {"500-after", "hang-after", "drop-after", "garbage-200", "slow", "503-retry-after"}
+# Faults after which the vendor holds nothing, and says so or never heard of the call.
+NOT_APPLIED = {"refuse", "429", "408"}
 FIRST_OUTCOME = {fault: Outcome.UNKNOWN for fault in FAULTS} | {
     "refuse": Outcome.NOT_SENT,
     "slow": Outcome.OK,
+    "429": Outcome.NOT_NOW,
+    "408": Outcome.NOT_NOW,
 }
-FIRST_HTTP_STATUS = {"500-before": 500, "500-after": 500, "html-502": 502, "garbage-200": 200}
+FIRST_HTTP_STATUS = {
+    "500-before": 500,
+    "500-after": 500,
+    "html-502": 502,
+    "garbage-200": 200,
+    "429": 429,
+    "408": 408,
+    "503-retry-after": 503,
+}
 METHODS = [
     "createCustomer",
     "createFirstOrder",
@@ -169,14 +181,16 @@ def test_fault_matrix_settles_to_the_vendors_state(quick_vendor, method, fault):
     if fault == "slow":
         case.run()
     else:
-        expected = provisioning.StillPending if fault == "refuse" else provisioning.OutcomeUnknown
+        expected = (
+            provisioning.StillPending if fault in NOT_APPLIED else provisioning.OutcomeUnknown
+        )
         with pytest.raises(expected) as raised:
             case.run()
         assert type(raised.value) is expected
         pending = case.subject()
         assert pending.status == pending.Status.PENDING
         assert pending.last_error
-        assert (pending.first_sent_at is not None) == (fault != "refuse")
+        assert (pending.first_sent_at is not None) == (fault not in NOT_APPLIED)
     sandbox.accept_connections()
     rounds = _settle(case)
 
@@ -369,8 +383,8 @@ def test_auto_retry_stops_at_max_attempts_and_emails_managers_once(
 def test_schedule_retry_twice_for_one_call_makes_one_schedule(registered_customer):
     at = timezone.now() + timedelta(minutes=1)
 
-    tasks.schedule_retry(registered_customer, attempt=1, call_id=7, at=at)
-    tasks.schedule_retry(registered_customer, attempt=1, call_id=7, at=at)
+    retries.schedule_retry(registered_customer, attempt=1, call_id=7, at=at)
+    retries.schedule_retry(registered_customer, attempt=1, call_id=7, at=at)
 
     assert Schedule.objects.count() == 1
 

@@ -50,7 +50,7 @@ def order_on_sandbox(client, customer_on_sandbox):
 
 def _refusal(client, sandbox, *, status=400, body="", content_type="application/json"):
     sandbox.inject("createCustomer", "respond", status=status, body=body, content_type=content_type)
-    with pytest.raises(oneoffice.OneOfficeError) as caught:
+    with pytest.raises(oneoffice.VendorError) as caught:
         client.send(ACME)
     return caught.value
 
@@ -136,7 +136,7 @@ def test_client_send_puts_every_call_on_the_same_url(client, sandbox, customer_o
 )
 def test_client_send_body_is_exactly_method_and_params(client, sandbox, request_, expected):
     # The vendor may refuse (nothing exists yet); the body on the wire is what matters here.
-    with contextlib.suppress(oneoffice.Refused):
+    with contextlib.suppress(oneoffice.VendorRefusedError):
         client.send(request_)
 
     [request] = sandbox.requests
@@ -258,7 +258,7 @@ def test_client_send_follows_the_vendor_rules_for_order_calls(client, sandbox, o
 def test_client_send_raises_refused_with_the_vendors_json_string(client, sandbox):
     client.send(ACME)
 
-    with pytest.raises(oneoffice.Refused) as caught:
+    with pytest.raises(oneoffice.VendorRefusedError) as caught:
         client.send(ACME)
 
     assert caught.value.status == 400
@@ -269,7 +269,7 @@ def test_client_send_raises_refused_with_the_vendors_json_string(client, sandbox
 
 
 def test_client_send_refusal_of_an_unknown_parent_is_refused(client, sandbox):
-    with pytest.raises(oneoffice.Refused, match="order NOPE not found"):
+    with pytest.raises(oneoffice.VendorRefusedError, match="order NOPE not found"):
         client.send(oneoffice.create_renewal_order(parent_id="NOPE", order_id="R-1"))
 
 
@@ -290,7 +290,7 @@ def test_client_send_refusal_of_an_unknown_parent_is_refused(client, sandbox):
 def test_client_send_reads_the_refusal_message_from_json(client, sandbox, body, message):
     exc = _refusal(client, sandbox, status=422, body=body)
 
-    assert isinstance(exc, oneoffice.Refused)
+    assert isinstance(exc, oneoffice.VendorRefusedError)
     assert exc.message == message
     assert exc.status == 422
 
@@ -298,7 +298,7 @@ def test_client_send_reads_the_refusal_message_from_json(client, sandbox, body, 
 def test_client_send_reads_a_plain_text_refusal(client, sandbox):
     exc = _refusal(client, sandbox, body="  Customer quota\n exceeded  ", content_type="text/plain")
 
-    assert isinstance(exc, oneoffice.Refused)
+    assert isinstance(exc, oneoffice.VendorRefusedError)
     assert exc.message == "Customer quota exceeded"
 
 
@@ -309,7 +309,7 @@ def test_client_send_reads_an_html_refusal(client, sandbox):
     )
     exc = _refusal(client, sandbox, body=page, content_type="text/html")
 
-    assert isinstance(exc, oneoffice.Refused)
+    assert isinstance(exc, oneoffice.VendorRefusedError)
     assert exc.message == "400 Bad Request"
     assert exc.body == page
 
@@ -341,7 +341,7 @@ def test_client_send_leaves_the_sandbox_unchanged_on_a_refusal(client, sandbox):
 def test_client_send_raises_configuration_error_when_the_key_is_refused(client, sandbox, status):
     exc = _refusal(client, sandbox, status=status, body='"invalid API key"')
 
-    assert isinstance(exc, oneoffice.ConfigurationError)
+    assert isinstance(exc, oneoffice.VendorConfigError)
     assert exc.status == status
     assert "ONEOFFICE_API_KEY" in exc.message
 
@@ -349,7 +349,7 @@ def test_client_send_raises_configuration_error_when_the_key_is_refused(client, 
 def test_client_send_with_a_wrong_key_is_a_configuration_error_without_the_key(sandbox):
     wrong = oneoffice.OneOfficeClient(url=sandbox.url, api_key="wrong-key-123")
 
-    with pytest.raises(oneoffice.ConfigurationError) as caught:
+    with pytest.raises(oneoffice.VendorConfigError) as caught:
         wrong.send(ACME)
 
     assert caught.value.status == 401
@@ -363,7 +363,7 @@ def test_client_send_with_a_wrong_key_is_a_configuration_error_without_the_key(s
     [("", API_KEY, "ONEOFFICE_URL"), ("http://127.0.0.1:1/", "", "ONEOFFICE_API_KEY")],
 )
 def test_client_without_url_or_key_is_a_configuration_error(url, key, names):
-    with pytest.raises(oneoffice.ConfigurationError, match=names):
+    with pytest.raises(oneoffice.VendorConfigError, match=names):
         oneoffice.OneOfficeClient(url=url, api_key=key)
 
 
@@ -371,14 +371,14 @@ def test_client_without_url_or_key_is_a_configuration_error(url, key, names):
 def test_client_send_to_an_unusable_url_is_a_configuration_error(url):
     client = oneoffice.OneOfficeClient(url=url, api_key=API_KEY)
 
-    with pytest.raises(oneoffice.ConfigurationError, match="ONEOFFICE_URL"):
+    with pytest.raises(oneoffice.VendorConfigError, match="ONEOFFICE_URL"):
         client.send(ACME)
 
 
 def test_client_send_does_not_follow_the_sandbox_redirect(client, sandbox):
     sandbox.inject("createCustomer", "redirect")
 
-    with pytest.raises(oneoffice.ConfigurationError) as caught:
+    with pytest.raises(oneoffice.VendorConfigError) as caught:
         client.send(ACME)
 
     assert caught.value.status == 302
@@ -419,7 +419,7 @@ def test_client_send_never_delivers_to_the_redirect_location(sandbox, redirector
     host, port = redirector.server_address[:2]
     client = oneoffice.OneOfficeClient(url=f"http://{host}:{port}/", api_key=API_KEY)
 
-    with pytest.raises(oneoffice.ConfigurationError, match="not followed"):
+    with pytest.raises(oneoffice.VendorConfigError, match="not followed"):
         client.send(ACME)
 
     assert redirector.RequestHandlerClass.hits == 1
@@ -448,7 +448,7 @@ def test_client_send_raises_outcome_unknown_when_it_may_have_landed(
 ):
     sandbox.inject("createCustomer", fault)
 
-    with pytest.raises(oneoffice.OutcomeUnknown) as caught:
+    with pytest.raises(oneoffice.VendorOutcomeUnknownError) as caught:
         client.send(ACME)
 
     assert caught.value.status == status
@@ -459,7 +459,7 @@ def test_client_send_raises_outcome_unknown_when_it_may_have_landed(
 def test_client_send_reports_the_502_page_title(client, sandbox):
     sandbox.inject("createCustomer", "html-502")
 
-    with pytest.raises(oneoffice.OutcomeUnknown, match="502 Bad Gateway"):
+    with pytest.raises(oneoffice.VendorOutcomeUnknownError, match="502 Bad Gateway"):
         client.send(ACME)
 
 
@@ -472,7 +472,7 @@ def test_client_send_treats_an_html_200_as_unreadable(client, sandbox):
         content_type="text/html",
     )
 
-    with pytest.raises(oneoffice.OutcomeUnknown) as caught:
+    with pytest.raises(oneoffice.VendorOutcomeUnknownError) as caught:
         client.send(ACME)
 
     assert caught.value.body == "<html>Welcome</html>"
@@ -481,7 +481,9 @@ def test_client_send_treats_an_html_200_as_unreadable(client, sandbox):
 def test_client_send_times_out_on_a_hang(client, sandbox):
     sandbox.inject("createCustomer", "hang-after")
 
-    with pytest.raises(oneoffice.OutcomeUnknown, match="did not answer in time") as caught:
+    with pytest.raises(
+        oneoffice.VendorOutcomeUnknownError, match="did not answer in time"
+    ) as caught:
         client.send(ACME)
 
     # The sandbox would have answered 200 after its hang: the read timeout ended the wait,
@@ -500,10 +502,10 @@ def test_client_send_waits_for_a_slow_answer_within_the_timeout(client, sandbox)
 
 def test_client_send_recovers_after_a_fault(client, sandbox):
     sandbox.inject("createCustomer", "drop-after")
-    with pytest.raises(oneoffice.OutcomeUnknown):
+    with pytest.raises(oneoffice.VendorOutcomeUnknownError):
         client.send(ACME)
 
-    with pytest.raises(oneoffice.Refused, match="duplicate key"):
+    with pytest.raises(oneoffice.VendorRefusedError, match="duplicate key"):
         client.send(ACME)
 
 
@@ -513,7 +515,7 @@ def test_client_send_recovers_after_a_fault(client, sandbox):
 def test_client_send_raises_not_sent_when_connections_are_refused(client, sandbox):
     sandbox.refuse_connections()
 
-    with pytest.raises(oneoffice.NotSent) as caught:
+    with pytest.raises(oneoffice.VendorNotSentError) as caught:
         client.send(ACME)
 
     assert caught.value.status is None

@@ -13,7 +13,7 @@ from django_q.models import Schedule
 
 from customers.models import Customer
 from orders.models import Order
-from portal import oneoffice, provisioning, tasks
+from portal import oneoffice, provisioning, retries, tasks
 from portal.models import ProvisioningCall
 from tests.conftest import API_KEY
 from tests.factories import CustomerFactory, OrderFactory, UserFactory
@@ -556,6 +556,23 @@ def test_order_place_dates_the_term_in_the_portal_time_zone(sandbox, settings):
     _assert_mirrored(sandbox, order)
 
 
+@pytest.mark.parametrize("portal_zone", ["UTC", "America/New_York"])
+def test_terms_follow_the_vendors_calendar_in_oneoffice_time_zone(sandbox, settings, portal_zone):
+    settings.TIME_ZONE = portal_zone
+    settings.ONEOFFICE_TIME_ZONE = "Asia/Tokyo"
+    sandbox.tz = ZoneInfo("Asia/Tokyo")
+    # 20:00 UTC on Jan 31 is already Feb 1 at the vendor (UTC+9), still Jan 31 for the portal.
+    with time_machine.travel(datetime(2027, 1, 31, 20, tzinfo=UTC), tick=False):
+        order = provisioning.order_place(order=OrderFactory(customer=_register()))
+    with time_machine.travel(datetime(2027, 2, 13, 20, tzinfo=UTC), tick=False):
+        # 15 days left at the vendor (Feb 14 -> Mar 1), 16 by the portal's calendar.
+        renewal = provisioning.order_renew(order=order)
+
+    assert (order.term_start, order.term_end) == (date(2027, 2, 1), date(2027, 3, 1))
+    assert renewal.term_start == date(2027, 3, 1)
+    _assert_mirrored(sandbox, order)
+
+
 def test_order_place_uses_the_day_of_the_first_attempt_when_a_retry_settles_it(sandbox):
     with travel(2027, 1, 31, hour=23):
         order = OrderFactory(customer=_register())
@@ -929,23 +946,77 @@ def test_order_renew_after_an_unknown_outcome_resends_the_same_renewal(sandbox):
     _assert_mirrored(sandbox, again)
 
 
-def test_order_renew_retry_refused_as_too_early_proves_the_earlier_attempt_landed(sandbox):
-    subscription = _subscription(date(2027, 1, 31))
-    sandbox.inject("createRenewalOrder", "500-after")
+def _ambiguous_renewal(sandbox, subscription) -> Order:
+    """A renewal whose first attempt has an unknown outcome and whose retry OneOffice answers
+    "more than 15 days left"."""
     with travel(2027, 2, 20), pytest.raises(provisioning.OutcomeUnknown):
         provisioning.order_renew(order=subscription)
+    renewal = subscription.renewals.get()
+    with travel(2027, 2, 21), pytest.raises(provisioning.NeedsDecisionError, match="mark it"):
+        provisioning.order_renew(order=subscription)
+    renewal.refresh_from_db()
+    return renewal
+
+
+def test_order_renew_retry_refused_as_too_early_needs_a_decision_not_done(
+    sandbox, django_capture_on_commit_callbacks
+):
+    subscription = _subscription(date(2027, 1, 31))
+    sandbox.inject("createRenewalOrder", "500-after")
     # A vendor that checks the window before the id answers the retry with the window rule.
     too_early = '"cannot renew: more than 15 days left on current term"'
-    sandbox.inject("createRenewalOrder", "respond", status=400, body=too_early)
+    sandbox.inject("createRenewalOrder", "respond", status=400, body=too_early, times=2)
+    renewal = _ambiguous_renewal(sandbox, subscription)
 
-    with travel(2027, 2, 21):
-        renewal = provisioning.order_renew(order=subscription)
-
-    assert renewal.status == Order.Status.ACTIVE
-    assert _calls(renewal)[-1].settled_earlier is True
+    assert renewal.status == Order.Status.PENDING
+    assert _calls(renewal)[-1].outcome == ProvisioningCall.Outcome.AMBIGUOUS
+    assert provisioning.order_needs_decision(renewal)
     subscription.refresh_from_db()
+    assert subscription.current_term_end == date(2027, 2, 28)
+    assert Order.objects.filter(Order.needs_attention_q(now=timezone.now())).get() == renewal
+    # Not retried automatically, by the sweep neither: a person decides.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert retries.retry_stranded() == 0
+    with pytest.raises(provisioning.NotAllowed, match="already retried"):
+        provisioning.order_retry(order=renewal, attempt=1)
+
+    provisioning.order_resolve_renewal(renewal=renewal, renewed=True)
+
+    renewal.refresh_from_db()
+    subscription.refresh_from_db()
+    assert renewal.status == Order.Status.ACTIVE
     assert subscription.current_term_end == date(2027, 3, 28)
+    assert not provisioning.order_needs_decision(renewal)
     _assert_mirrored(sandbox, subscription)
+
+
+def test_renewal_the_vendor_never_applied_is_resolved_as_not_renewed(sandbox, settings):
+    # The vendor's "today" is in Tokyo while the portal dates terms in Los Angeles: placed at
+    # 20:00 UTC on Jan 31, OneOffice's term ends Mar 1, the portal's Feb 28.
+    settings.ONEOFFICE_TIME_ZONE = "America/Los_Angeles"
+    sandbox.tz = ZoneInfo("Asia/Tokyo")
+    with time_machine.travel(datetime(2027, 1, 31, 20, tzinfo=UTC), tick=False):
+        subscription = provisioning.order_place(order=OrderFactory(customer=_register()))
+    sandbox.inject("createRenewalOrder", "500-before")
+    # Feb 13 on both calendars: 15 days left for the portal, 16 for OneOffice.
+    with time_machine.travel(datetime(2027, 2, 13, 10, tzinfo=UTC), tick=False):
+        with pytest.raises(provisioning.OutcomeUnknown):
+            provisioning.order_renew(order=subscription)
+        with pytest.raises(provisioning.NeedsDecisionError):
+            provisioning.order_renew(order=subscription)
+    renewal = subscription.renewals.get()
+    assert renewal.status == Order.Status.PENDING
+
+    provisioning.order_resolve_renewal(renewal=renewal, renewed=False)
+
+    renewal.refresh_from_db()
+    subscription.refresh_from_db()
+    assert renewal.status == Order.Status.FAILED
+    assert "not renewed" in renewal.last_error
+    assert sandbox.snapshot()["orders"].keys() == {subscription.number}
+    assert subscription.current_term_end == date(2027, 2, 28)
+    with pytest.raises(provisioning.NotAllowed, match="awaiting a decision"):
+        provisioning.order_resolve_renewal(renewal=renewal, renewed=True)
 
 
 def test_order_renew_refused_as_too_early_after_an_unsent_attempt_fails(sandbox):
@@ -1196,3 +1267,34 @@ def test_every_call_of_a_subscription_is_recorded_as_sent(sandbox, sales_user):
     assert order.status == Order.Status.CANCELLED
     _assert_mirrored(sandbox, order)
     _assert_mirrored(sandbox, renewal)
+
+
+@pytest.mark.parametrize(
+    ("button", "status"), [("mark_renewed", "active"), ("mark_not_renewed", "failed")]
+)
+def test_admin_resolves_an_ambiguous_renewal_after_confirmation(
+    client, sales_user, manager_user, sandbox, button, status
+):
+    from tests.admin_urls import button_url, change_url
+
+    subscription = _subscription(date(2027, 1, 31))
+    sandbox.inject("createRenewalOrder", "500-after")
+    too_early = '"cannot renew: more than 15 days left on current term"'
+    sandbox.inject("createRenewalOrder", "respond", status=400, body=too_early)
+    renewal = _ambiguous_renewal(sandbox, subscription)
+    url = button_url(renewal, button)
+
+    client.force_login(manager_user)
+    assert client.post(url).status_code == 403
+    client.force_login(sales_user)
+    assert url in client.get(change_url(renewal)).content.decode()
+    assert "Check with OneOffice first" in client.get(url).content.decode()
+    renewal.refresh_from_db()
+    assert renewal.status == Order.Status.PENDING  # the confirmation page changes nothing
+
+    response = client.post(url, follow=True)
+
+    renewal.refresh_from_db()
+    assert renewal.status == status
+    assert [m.level_tag for m in response.context["messages"]] == ["success"]
+    assert url not in client.get(change_url(renewal)).content.decode()

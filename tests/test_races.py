@@ -8,10 +8,12 @@ really overlap: the first one is still on the wire when the others arrive.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -19,6 +21,7 @@ from customers.models import Customer
 from orders.models import Order
 from portal import provisioning, tasks
 from portal.models import ProvisioningCall
+from tests.admin_urls import change_url
 from tests.factories import CustomerFactory, OrderFactory, UserFactory
 from tests.test_faults import assert_mirrors_sandbox
 
@@ -262,3 +265,152 @@ def test_race_database_lets_threads_write_side_by_side():
         assert not connection.is_in_memory_db()
     else:
         assert connection.vendor == "postgresql"
+
+
+def _in_thread(call: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    result: list[object] = []
+
+    def run() -> None:
+        try:
+            result.append(call())
+        except Exception as exc:
+            result.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, result
+
+
+def _wait_for_request(sandbox, method: str) -> None:
+    deadline = time.monotonic() + 10
+    while requests_for(sandbox, method) == 0:
+        assert time.monotonic() < deadline, f"{method} never reached the sandbox"
+        time.sleep(0.01)
+
+
+def _form_data(client, url: str) -> dict:
+    context = client.get(url).context
+    form = context["adminform"].form
+    data = {name: form[name].value() or "" for name in form.fields}
+    for inline in context["inline_admin_formsets"]:
+        management = inline.formset.management_form
+        data.update(
+            {management[name].html_name: management[name].value() for name in management.fields}
+        )
+    return data
+
+
+@pytest.mark.parametrize(("field", "value"), [("number", "RENAMED-1"), ("licenses", 77)])
+def test_edit_form_opened_while_draft_cannot_change_an_order_being_placed(
+    client, superuser, slow_vendor, field, value
+):
+    slow_vendor.slow_seconds = 1.0
+    customer = provisioning.customer_register(customer=CustomerFactory())
+    order = OrderFactory(customer=customer)
+    client.force_login(superuser)
+    url = change_url(order)
+    data = _form_data(client, url)  # opened while the order is a draft
+    data[field] = value
+
+    thread, result = _in_thread(
+        lambda: provisioning.order_place(order=Order.objects.get(pk=order.pk))
+    )
+    _wait_for_request(slow_vendor, "createFirstOrder")
+    response = client.post(url, data, follow=True)
+    thread.join(timeout=30)
+
+    messages = [(m.level_tag, str(m)) for m in response.context["messages"]]
+    assert messages[0][0] == "error"
+    assert "nothing was saved" in messages[0][1]
+    assert isinstance(result[0], Order) and result[0].status == Order.Status.ACTIVE
+    saved = Order.objects.get(pk=order.pk)
+    assert (saved.number, saved.licenses) == (order.number, order.licenses)
+    assert list(slow_vendor.snapshot()["orders"]) == [order.number]
+    assert slow_vendor.snapshot()["orders"][order.number]["licenses"] == order.licenses
+    assert not LogEntry.objects.exists()
+
+
+def test_edit_form_opened_while_draft_cannot_change_a_customer_being_registered(
+    client, superuser, slow_vendor
+):
+    slow_vendor.slow_seconds = 1.0
+    customer = CustomerFactory()
+    client.force_login(superuser)
+    url = change_url(customer)
+    data = _form_data(client, url)
+    data["code"] = "RENAMED-C"
+
+    thread, result = _in_thread(
+        lambda: provisioning.customer_register(customer=Customer.objects.get(pk=customer.pk))
+    )
+    _wait_for_request(slow_vendor, "createCustomer")
+    response = client.post(url, data, follow=True)
+    thread.join(timeout=30)
+
+    assert [m.level_tag for m in response.context["messages"]] == ["error"]
+    assert Customer.objects.get(pk=customer.pk).code == customer.code
+    assert list(slow_vendor.snapshot()["customers"]) == [customer.code]
+    assert result[0].status == Customer.Status.REGISTERED
+
+
+def test_edit_form_still_saves_a_field_that_is_not_sent_while_a_call_is_on_the_wire(
+    client, superuser, slow_vendor
+):
+    slow_vendor.slow_seconds = 1.0
+    customer = CustomerFactory()
+    manager = UserFactory(username="amy")
+    client.force_login(superuser)
+    url = change_url(customer)
+    data = _form_data(client, url)
+    data["account_manager"] = manager.pk
+
+    thread, _ = _in_thread(
+        lambda: provisioning.customer_register(customer=Customer.objects.get(pk=customer.pk))
+    )
+    _wait_for_request(slow_vendor, "createCustomer")
+    response = client.post(url, data, follow=True)
+    thread.join(timeout=30)
+
+    assert [m.level_tag for m in response.context["messages"]] == ["success"]
+    saved = Customer.objects.get(pk=customer.pk)
+    assert saved.account_manager == manager
+    assert saved.status == Customer.Status.REGISTERED
+
+
+def test_change_form_validated_while_draft_cannot_rename_an_order_being_placed(
+    rf, superuser, slow_vendor
+):
+    from django.contrib import admin as django_admin
+
+    slow_vendor.slow_seconds = 1.0
+    customer = provisioning.customer_register(customer=CustomerFactory())
+    order = OrderFactory(customer=customer)
+    modeladmin = django_admin.site._registry[Order]
+    request = rf.post("/")
+    request.user = superuser
+    opened = Order.objects.get(pk=order.pk)
+    form_class = modeladmin.get_form(request, opened, change=True)
+    data = {
+        "customer": customer.pk,
+        "number": "RENAMED-1",
+        "product": order.product,
+        "licenses": 77,
+        "duration": order.duration,
+    }
+    form = form_class(data, instance=opened)
+    assert form.is_valid(), form.errors  # validated while the order is a draft
+
+    thread, result = _in_thread(
+        lambda: provisioning.order_place(order=Order.objects.get(pk=order.pk))
+    )
+    _wait_for_request(slow_vendor, "createFirstOrder")
+    modeladmin.save_model(request, form.save(commit=False), form, True)
+    thread.join(timeout=30)
+
+    assert request._edit_refused
+    saved = Order.objects.get(pk=order.pk)
+    assert (saved.number, saved.licenses, saved.status) == (order.number, 20, Order.Status.ACTIVE)
+    assert slow_vendor.snapshot()["orders"][order.number]["licenses"] == 20
+    assert result[0].number == order.number

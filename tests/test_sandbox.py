@@ -101,7 +101,7 @@ def caused_by_refused_connection(exc: BaseException) -> bool:
 def test_constants_match_the_vendor_page() -> None:
     assert PRODUCTS == ("oo-lite", "oo-std", "oo-ent", "erp-std", "erp-admin", "erp-lim")
     assert DURATIONS == ("monthly", "yearly")
-    assert len(FAULTS) == 10
+    assert len(FAULTS) == 13
 
 
 def test_url_and_port_are_the_bound_loopback_port(sandbox: Sandbox) -> None:

@@ -9,7 +9,6 @@ from django_q.models import Schedule
 
 RENEWAL_REMINDERS = "renewal reminders"
 RETRY_STRANDED = "retry stranded provisioning calls"
-RETRY_STRANDED_MINUTES = 10
 
 
 def parse_local_time(value: str) -> time:
@@ -72,10 +71,12 @@ class Command(BaseCommand):
             defaults={
                 "func": "portal.tasks.retry_stranded_task",
                 "schedule_type": Schedule.MINUTES,
-                "minutes": RETRY_STRANDED_MINUTES,
+                "minutes": settings.ONEOFFICE_SWEEP_MINUTES,
                 "repeats": -1,
-                "next_run": timezone.now() + timedelta(minutes=RETRY_STRANDED_MINUTES),
+                "next_run": timezone.now() + timedelta(minutes=settings.ONEOFFICE_SWEEP_MINUTES),
             },
         )
         verb = "Registered" if created else "Updated"
-        self.stdout.write(f"{verb} '{sweep.name}': every {RETRY_STRANDED_MINUTES} minutes.")
+        self.stdout.write(
+            f"{verb} '{sweep.name}': every {settings.ONEOFFICE_SWEEP_MINUTES} minutes."
+        )

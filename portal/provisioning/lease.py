@@ -1,0 +1,96 @@
+"""The lease: one vendor call about an object at a time, and the state checks made under it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from customers.models import Customer
+from orders.models import Order
+from portal.provisioning.errors import Busy, NotAllowed
+
+Subject = Customer | Order
+
+
+def lease_length() -> timedelta:
+    # Longer than one call can take, so the lease never lapses under a live call.
+    return timedelta(seconds=settings.ONEOFFICE_CONNECT_TIMEOUT + settings.ONEOFFICE_TIMEOUT + 30)
+
+
+@contextmanager
+def leased(subject: Subject) -> Iterator[None]:
+    """Hold the object's lease for the duration of one vendor call, or raise `Busy`."""
+    model = type(subject)
+    now = timezone.now()
+    until = now + lease_length()
+    with transaction.atomic(durable=True):
+        taken = (
+            model.objects.filter(pk=subject.pk)
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+            .update(lease_until=until)
+        )
+    if not taken:
+        raise Busy(f"{subject} is being sent to OneOffice right now by another request.")
+    try:
+        yield
+    finally:
+        # Only our own lease: a reply trickling in past it may have let another process in.
+        model.objects.filter(pk=subject.pk, lease_until=until).update(lease_until=None)
+
+
+def reload(subject: Subject) -> None:
+    """Re-read the object under its lease, refusing one the caller changed without saving.
+
+    The service sends what is stored, never what a caller holds in memory: quietly dropping
+    an unsaved change would send something else than the caller saw.
+    """
+    if subject.pk is None:
+        raise NotAllowed(f"{subject} is not saved yet; save it first. Nothing was sent.")
+    changed = subject.unsaved_fields()
+    if changed:
+        names = ", ".join(str(subject._meta.get_field(name).verbose_name) for name in changed)
+        raise NotAllowed(
+            f"{subject} has unsaved changes ({names}); save them first. Nothing was sent."
+        )
+    subject.refresh_from_db()
+    subject.remember_stored()
+
+
+def reload_and_check_state(subject: Subject, attempt: int | None, *, action: str) -> bool:
+    """Under the lease: re-read the object and check its state allows `action`.
+
+    True when this continues the pending operation (a retry), False when it starts it.
+    """
+    reload(subject)
+    # Customers have one operation; orders say which one is pending.
+    pending = getattr(subject, "pending_action", action)
+    if subject.can_retry() and pending == action:
+        check_attempt(subject, attempt)
+        return True
+    if attempt is not None:
+        raise NotAllowed(f"{subject} has nothing pending to retry.")
+    if not subject.can(action):
+        raise NotAllowed(
+            f"{subject} is {describe_state(subject)}; that does not allow this action."
+        )
+    return False
+
+
+def check_attempt(subject: Subject, attempt: int | None) -> None:
+    # A retry task carries the attempt it was scheduled after; a second delivery of it, or a
+    # task overtaken by a manual retry, finds the count moved on and sends nothing.
+    if attempt is not None and subject.attempts != attempt:
+        raise NotAllowed(f"{subject} was already retried (attempt {subject.attempts}).")
+
+
+def describe_state(subject: Subject) -> str:
+    state = subject.get_status_display()
+    if getattr(subject, "pending_action", ""):
+        state += f" ({subject.get_pending_action_display()} not settled)"
+    return state

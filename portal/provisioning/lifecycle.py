@@ -1,0 +1,247 @@
+"""The shared shape of every operation: commit the attempt, send outside any transaction,
+record the outcome."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import date
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from customers.models import Customer
+from orders import terms
+from orders.models import Order
+from portal import oneoffice, retries
+from portal.models import ProvisioningCall
+from portal.provisioning.errors import (
+    ConfigurationProblem,
+    InvalidInput,
+    NeedsDecisionError,
+    VendorRefused,
+)
+from portal.provisioning.outcomes import Decision, Settle, classify
+
+logger = logging.getLogger("portal.provisioning")
+
+Outcome = ProvisioningCall.Outcome
+Subject = Customer | Order
+
+_clients: dict[tuple, oneoffice.OneOfficeClient] = {}
+
+
+def client() -> oneoffice.OneOfficeClient:
+    """The OneOffice client for the current settings, one pooled session per configuration."""
+    config = (
+        settings.ONEOFFICE_URL,
+        settings.ONEOFFICE_API_KEY,
+        settings.ONEOFFICE_CONNECT_TIMEOUT,
+        settings.ONEOFFICE_TIMEOUT,
+    )
+    if config not in _clients:
+        _clients[config] = oneoffice.OneOfficeClient(
+            url=config[0], api_key=config[1], connect_timeout=config[2], read_timeout=config[3]
+        )
+    return _clients[config]
+
+
+def validate(subject: Subject) -> None:
+    """Model validation, turned into one message that names each field."""
+    try:
+        subject.full_clean()
+    except ValidationError as exc:
+        errors = exc.message_dict
+        parts = []
+        for name, messages in errors.items():
+            label = subject._meta.get_field(name).verbose_name if name != "__all__" else "Error"
+            parts.append(f"{str(label).capitalize()}: {' '.join(messages)}")
+        raise InvalidInput("Not sent. " + " ".join(parts), errors) from None
+
+
+def commit_attempt(
+    subject: Subject,
+    request: oneoffice.Request,
+    *,
+    by: AbstractBaseUser | None,
+    retrying: bool,
+    pending_action: str = "",
+) -> ProvisioningCall:
+    """First transaction: the pending state and the call-log row, committed before sending."""
+    with transaction.atomic(durable=True):
+        if retrying:
+            status_before = settle_stale_calls(subject, request.method)
+        else:
+            status_before = subject.status
+            subject.attempts = 0
+            subject.first_sent_at = None
+        subject.attempts += 1
+        subject.status = subject.Status.PENDING
+        fields = ["status", "attempts", "first_sent_at", "updated_at"]
+        if isinstance(subject, Order):
+            subject.pending_action = pending_action or subject.pending_action
+            fields.append("pending_action")
+        if subject.pk is None:
+            subject.save()
+        else:
+            subject.save(update_fields=fields)
+        return ProvisioningCall.objects.create(
+            method=request.method,
+            params=request.params,
+            customer=subject if isinstance(subject, Customer) else subject.customer,
+            order=subject if isinstance(subject, Order) else None,
+            triggered_by=by if by is not None and by.pk else None,
+            attempt=subject.attempts,
+            status_before=status_before,
+        )
+
+
+def calls_of(subject: Subject):
+    if isinstance(subject, Customer):
+        return ProvisioningCall.objects.filter(customer=subject, order__isnull=True)
+    return ProvisioningCall.objects.filter(order=subject)
+
+
+def settle_stale_calls(subject: Subject, method: str) -> str:
+    """On a retry: mark calls a dead worker left in flight as unknown; return the state before
+    the operation began."""
+    calls = calls_of(subject).filter(method=method)
+    for stale in calls.filter(outcome=Outcome.IN_FLIGHT):
+        stale.outcome = Outcome.UNKNOWN
+        stale.error = "The worker stopped before the outcome was recorded."
+        stale.save(update_fields=["outcome", "error"])
+        if subject.first_sent_at is None or stale.started_at < subject.first_sent_at:
+            subject.first_sent_at = stale.started_at
+    first = calls.filter(attempt=1).order_by("-started_at").first()
+    return first.status_before if first else ""
+
+
+def send(
+    subject: Subject,
+    call: ProvisioningCall,
+    request: oneoffice.Request,
+    *,
+    on_ok: Callable[[Subject, oneoffice.Reply | None, date], list[str]],
+    refused_status: Callable[[Subject, ProvisioningCall], str],
+):
+    """Send outside any transaction, then record the outcome (second transaction)."""
+    try:
+        reply = client().send(request)
+    except oneoffice.VendorError as exc:
+        return record_failure(subject, call, exc, on_ok=on_ok, refused_status=refused_status)
+    record_done(subject, call, reply, on_ok=on_ok)
+    return subject
+
+
+def close_call(call: ProvisioningCall, outcome: str, exc_or_reply, error: str = "") -> None:
+    call.outcome = outcome
+    call.finished_at = timezone.now()
+    call.duration_ms = exc_or_reply.duration_ms
+    call.http_status = exc_or_reply.status
+    call.response_body = exc_or_reply.body
+    call.error = error
+    call.save()
+
+
+def record_done(
+    subject: Subject,
+    call: ProvisioningCall,
+    reply: oneoffice.Reply | oneoffice.VendorError,
+    *,
+    on_ok: Callable[[Subject, oneoffice.Reply | None, date], list[str]],
+    settled_earlier: bool = False,
+) -> None:
+    with transaction.atomic(durable=True):
+        if settled_earlier:
+            call.settled_earlier = True
+            close_call(call, Outcome.OK, reply, error=f"Settled: {reply.message}")
+        else:
+            close_call(call, Outcome.OK, reply)
+        applied_at = subject.first_sent_at or call.started_at
+        fields = on_ok(subject, None if settled_earlier else reply, terms.vendor_date(applied_at))
+        subject.last_error = ""
+        subject.first_sent_at = None
+        fields += ["last_error", "first_sent_at", "updated_at"]
+        if isinstance(subject, Order):
+            subject.pending_action = ""
+            fields.append("pending_action")
+        subject.save(update_fields=fields)
+    logger.info("%s %s: done (attempt %s)", call.method, subject, call.attempt)
+
+
+def record_failure(
+    subject: Subject,
+    call: ProvisioningCall,
+    exc: oneoffice.VendorError,
+    *,
+    on_ok: Callable[[Subject, oneoffice.Reply | None, date], list[str]],
+    refused_status: Callable[[Subject, ProvisioningCall], str],
+):
+    """Second transaction after a failed call: record what `classify` decided, then raise."""
+    may_have_landed = subject.first_sent_at is not None
+    decision = classify(method=call.method, exc=exc, may_have_landed=may_have_landed)
+    if decision.settle == Settle.DONE:
+        record_done(subject, call, exc, on_ok=on_ok, settled_earlier=True)
+        return subject
+
+    with transaction.atomic(durable=True):
+        close_call(call, decision.outcome, exc, error=exc.message)
+        subject.last_error = exc.message
+        fields = ["last_error", "updated_at"]
+        if decision.settle in (Settle.REFUSED, Settle.RESTORE):
+            subject.status = (
+                refused_status(subject, call)
+                if decision.settle == Settle.REFUSED
+                else status_before(subject, call)
+            )
+            subject.first_sent_at = None
+            fields += ["status", "first_sent_at"]
+            if isinstance(subject, Order):
+                subject.pending_action = ""
+                fields.append("pending_action")
+        elif decision.outcome == Outcome.UNKNOWN and subject.first_sent_at is None:
+            subject.first_sent_at = call.started_at
+            fields.append("first_sent_at")
+        subject.save(update_fields=fields)
+        if decision.retry:
+            retries.plan_retry(subject, call, not_before=exc.retry_after)
+    logger.warning(
+        "%s %s: %s (attempt %s): %s", call.method, subject, decision.outcome, call.attempt, exc
+    )
+    raise decision.error(failure_message(decision, subject, exc, may_have_landed))
+
+
+def failure_message(
+    decision: Decision, subject: Subject, exc: oneoffice.VendorError, may_have_landed: bool
+) -> str:
+    if decision.error is VendorRefused:
+        return f"OneOffice refused {subject}: {exc.message}"
+    if decision.error is ConfigurationProblem:
+        unsettled = " The earlier attempt is still unsettled." if may_have_landed else ""
+        return f"Not done: {exc.message}{unsettled}"
+    if decision.error is NeedsDecisionError:
+        return (
+            f'{subject}: OneOffice answered the retry with "{exc.message}". That is true if the '
+            "earlier attempt renewed it, and also if OneOffice's term end differs from ours. "
+            "It is not retried: check with OneOffice, then mark it as renewed or not renewed."
+        )
+    return f"{subject}: {exc.message} {retry_note(subject)}"
+
+
+def retry_note(subject: Subject) -> str:
+    if subject.attempts < settings.ONEOFFICE_RETRY_MAX_ATTEMPTS:
+        return "It stays pending and will be retried automatically."
+    return "Automatic retries are used up: it needs attention (use Retry)."
+
+
+def failed_status(subject: Subject, call: ProvisioningCall) -> str:
+    return subject.Status.FAILED
+
+
+def status_before(subject: Subject, call: ProvisioningCall) -> str:
+    if isinstance(subject, Order) and not subject.is_first_order:
+        return Order.Status.FAILED
+    return call.status_before or subject.Status.DRAFT

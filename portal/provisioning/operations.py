@@ -1,0 +1,368 @@
+"""The public operations, and what each records on success."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import date, timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+
+from customers.models import Customer
+from orders import terms
+from orders.models import Order
+from portal import oneoffice
+from portal.ids import new_id
+from portal.models import ProvisioningCall
+from portal.provisioning.errors import Busy, NotAllowed
+from portal.provisioning.lease import (
+    check_attempt,
+    describe_state,
+    leased,
+    reload,
+    reload_and_check_state,
+)
+from portal.provisioning.lifecycle import (
+    calls_of,
+    commit_attempt,
+    failed_status,
+    send,
+    status_before,
+    validate,
+)
+
+logger = logging.getLogger("portal.provisioning")
+
+Outcome = ProvisioningCall.Outcome
+Subject = Customer | Order
+
+
+# Public operations -----------------------------------------------------------------------------
+
+
+def customer_register(
+    *, customer: Customer, by: AbstractBaseUser | None = None, attempt: int | None = None
+) -> Customer:
+    """Register the customer on OneOffice (`createCustomer`) under its `code`.
+
+    Draft or failed customers are validated and sent; a pending one is re-sent unchanged.
+    On success the customer is `registered` with what OneOffice returned; a refusal leaves it
+    `failed` with OneOffice's words; an unknown outcome leaves it `pending`. `attempt` is for
+    the retry task: the call is skipped unless it is still the attempt it was scheduled after.
+    What is stored is sent: a `customer` holding unsaved changes to it is refused (`NotAllowed`),
+    as with every operation here.
+    """
+    if attempt is None and customer.is_editable:
+        # Invalid values the caller holds are refused, not quietly replaced by the stored row.
+        validate(customer)
+    with leased(customer):
+        retrying = reload_and_check_state(customer, attempt, action=Customer.Action.REGISTER)
+        if not retrying:
+            validate(customer)
+        request = oneoffice.create_customer(
+            customer_id=customer.code,
+            name=customer.name,
+            email=customer.admin_email,
+            phone=customer.admin_phone,
+            display_name=customer.admin_display_name,
+        )
+        call = commit_attempt(customer, request, by=by, retrying=retrying)
+        return send(customer, call, request, on_ok=_registered, refused_status=failed_status)
+
+
+def order_place(
+    *, order: Order, by: AbstractBaseUser | None = None, attempt: int | None = None
+) -> Order:
+    """Place a first order on OneOffice (`createFirstOrder`); its term starts the day it lands.
+
+    Needs a registered customer. Draft or failed orders are validated and sent; a pending one is
+    re-sent unchanged. Success makes it `active` with its term; a refusal leaves it `failed`.
+    """
+    if not order.is_first_order:
+        raise NotAllowed(f"{order} is a renewal; only first orders are placed.")
+    if attempt is None and order.is_editable:
+        # Invalid values the caller holds are refused, not quietly replaced by the stored row.
+        validate(order)
+    with leased(order):
+        retrying = reload_and_check_state(order, attempt, action=Order.Action.PLACE)
+        if not retrying:
+            validate(order)
+            if order.customer.status != Customer.Status.REGISTERED:
+                raise NotAllowed(
+                    f"Customer {order.customer} is not registered on OneOffice yet "
+                    f"(status: {order.customer.get_status_display()}); register it first."
+                )
+        request = oneoffice.create_first_order(
+            customer_id=order.customer.code,
+            order_id=order.number,
+            product=order.product,
+            licenses=order.licenses,
+            duration=order.duration,
+        )
+        call = commit_attempt(
+            order, request, by=by, retrying=retrying, pending_action=Order.Action.PLACE
+        )
+        return send(order, call, request, on_ok=_placed, refused_status=failed_status)
+
+
+def order_renew(
+    *, order: Order, by: AbstractBaseUser | None = None, attempt: int | None = None
+) -> Order:
+    """Renew a subscription (`createRenewalOrder`); `order` is its first order.
+
+    Returns the renewal order, a new row with its own generated id. Refused locally for
+    cancelled subscriptions and while more than ONEOFFICE_RENEWAL_WINDOW_DAYS days are left.
+    The renewed term keeps product, licenses and duration, and starts at the current term end,
+    or on the day it lands if the subscription has lapsed. A pending renewal is re-sent with
+    its own id. On success the subscription's `current_term_end` moves on and a suspended
+    subscription is active again; a refusal leaves the renewal `failed`.
+    """
+    if not order.is_first_order:
+        raise NotAllowed(f"{order} is a renewal; renew its first order {order.parent}.")
+    with leased(order):
+        reload(order)
+        renewal = order.renewals.filter(status=Order.Status.PENDING).first()
+        if renewal is not None:
+            check_attempt(renewal, attempt)
+        else:
+            if attempt is not None:
+                raise NotAllowed(f"{order} has no renewal waiting for a retry.")
+            _check_renewable(order)
+            renewal = Order(
+                number=new_id("O"),
+                customer_id=order.customer_id,
+                parent=order,
+                product=order.product,
+                licenses=order.licenses,
+                duration=order.duration,
+                created_by=by if by is not None and by.pk else None,
+            )
+            validate(renewal)
+        request = oneoffice.create_renewal_order(parent_id=order.number, order_id=renewal.number)
+        try:
+            call = commit_attempt(
+                renewal,
+                request,
+                by=by,
+                retrying=renewal.pk is not None,
+                pending_action=Order.Action.RENEW,
+            )
+        except IntegrityError:
+            raise Busy(f"A renewal of {order} is already in progress.") from None
+        return send(renewal, call, request, on_ok=_renewed, refused_status=failed_status)
+
+
+def order_cancel(
+    *, order: Order, by: AbstractBaseUser | None = None, attempt: int | None = None
+) -> Order:
+    """Cancel a subscription (`cancelOrder`); `order` is its first order.
+
+    Active or suspended subscriptions can be cancelled, not while a renewal is unsettled.
+    Success makes it `cancelled`; a refusal puts it back as it was.
+    """
+    return _change_subscription(
+        order=order,
+        by=by,
+        attempt=attempt,
+        action=Order.Action.CANCEL,
+        build=oneoffice.cancel_order,
+        done=Order.Status.CANCELLED,
+    )
+
+
+def order_suspend(
+    *, order: Order, by: AbstractBaseUser | None = None, attempt: int | None = None
+) -> Order:
+    """Suspend an active subscription (`suspendOrder`); `order` is its first order.
+
+    OneOffice has no resume call; a later renewal reactivates it. Success makes it
+    `suspended`; a refusal puts it back as it was.
+    """
+    return _change_subscription(
+        order=order,
+        by=by,
+        attempt=attempt,
+        action=Order.Action.SUSPEND,
+        build=oneoffice.suspend_order,
+        done=Order.Status.SUSPENDED,
+    )
+
+
+def customer_retry(
+    *, customer: Customer, by: AbstractBaseUser | None = None, attempt: int | None = None
+) -> Customer:
+    """Re-send the pending registration of a customer, with the same id."""
+    if not customer.can_retry():
+        raise NotAllowed(f"{customer} has nothing pending to retry.")
+    return customer_register(customer=customer, by=by, attempt=attempt)
+
+
+def order_retry(
+    *, order: Order, by: AbstractBaseUser | None = None, attempt: int | None = None
+) -> Order:
+    """Re-send whatever is pending on this order (place, renew, cancel, suspend), same ids."""
+    if not order.can_retry():
+        raise NotAllowed(f"{order} has nothing pending to retry.")
+    if not order.is_first_order:
+        return order_renew(order=order.parent, by=by, attempt=attempt)
+    operation = {
+        Order.Action.PLACE: order_place,
+        Order.Action.CANCEL: order_cancel,
+        Order.Action.SUSPEND: order_suspend,
+    }[Order.Action(order.pending_action)]
+    return operation(order=order, by=by, attempt=attempt)
+
+
+def order_needs_decision(order: Order) -> bool:
+    """Whether `order` is a pending renewal whose latest call needs a person's decision."""
+    if order.is_first_order or not order.can_retry():
+        return False
+    latest = calls_of(order).order_by("-started_at", "-id").values("outcome").first()
+    return latest is not None and latest["outcome"] == Outcome.AMBIGUOUS
+
+
+def order_resolve_renewal(
+    *, renewal: Order, renewed: bool, by: AbstractBaseUser | None = None
+) -> Order:
+    """A person's decision on a renewal whose retry OneOffice answered ambiguously.
+
+    `renewed=True` records it as done (as a renewal that landed with its first attempt: the
+    subscription's term end moves on); `renewed=False` marks it `failed`, so the subscription
+    can be renewed again. Sends nothing. Refused unless the renewal awaits a decision.
+    """
+    if renewal.is_first_order:
+        raise NotAllowed(f"{renewal} is not a renewal.")
+    with leased(renewal.parent):
+        reload(renewal)
+        call = calls_of(renewal).order_by("-started_at", "-id").first()
+        if not renewal.can_retry() or call is None or call.outcome != Outcome.AMBIGUOUS:
+            raise NotAllowed(f"{renewal} has no renewal awaiting a decision.")
+        who = by.get_username() if by is not None and by.pk else "the system"
+        decided = "renewed" if renewed else "not renewed"
+        with transaction.atomic(durable=True):
+            call.error = f"{call.error} Resolved by {who}: {decided}.".strip()
+            call.save(update_fields=["error"])
+            if renewed:
+                applied_at = renewal.first_sent_at or call.started_at
+                fields = _renewed(renewal, None, terms.vendor_date(applied_at))
+                renewal.last_error = ""
+            else:
+                renewal.status = Order.Status.FAILED
+                renewal.last_error = f"Marked as not renewed by {who}: {call.error}"
+                fields = ["status"]
+            renewal.first_sent_at = None
+            renewal.pending_action = ""
+            renewal.save(
+                update_fields=[
+                    *fields,
+                    "last_error",
+                    "first_sent_at",
+                    "pending_action",
+                    "updated_at",
+                ]
+            )
+    logger.info("createRenewalOrder %s: resolved as %s by %s", renewal, decided, who)
+    return renewal
+
+
+def order_permission_for(order: Order) -> str:
+    """The permission codename a person needs to retry what is pending on `order`."""
+    action = Order.Action.RENEW if not order.is_first_order else order.pending_action
+    return f"{action}_order"
+
+
+def _check_renewable(order: Order) -> None:
+    if order.status == Order.Status.CANCELLED:
+        raise NotAllowed(f"{order} is cancelled; cancelled subscriptions cannot be renewed.")
+    if not order.can(Order.Action.RENEW):
+        raise NotAllowed(
+            f"{order} is {describe_state(order)}; only active or suspended subscriptions "
+            "can be renewed."
+        )
+    window = settings.ONEOFFICE_RENEWAL_WINDOW_DAYS
+    # OneOffice counts the days left from its own today.
+    left = terms.days_left(order.current_term_end, terms.vendor_date())
+    if left > window:
+        opens = order.current_term_end - timedelta(days=window)
+        raise NotAllowed(
+            f"{order} has {left} days left on its term (ends {order.current_term_end:%d %b %Y}); "
+            f"OneOffice renews only in the last {window} days, from {opens:%d %b %Y}."
+        )
+
+
+def _change_subscription(
+    *,
+    order: Order,
+    by: AbstractBaseUser | None,
+    attempt: int | None,
+    action: str,
+    build: Callable[..., oneoffice.Request],
+    done: str,
+) -> Order:
+    if not order.is_first_order:
+        raise NotAllowed(f"{order} is a renewal; {action} its first order {order.parent}.")
+    with leased(order):
+        retrying = reload_and_check_state(order, attempt, action=action)
+        if not retrying and order.renewals.filter(status=Order.Status.PENDING).exists():
+            raise NotAllowed(
+                f"A renewal of {order} is not settled yet; retry it before you {action}."
+            )
+        request = build(order_id=order.number)
+        call = commit_attempt(order, request, by=by, retrying=retrying, pending_action=action)
+
+        def on_ok(subject: Order, reply: oneoffice.Reply | None, applied_on: date) -> list[str]:
+            subject.status = done
+            return ["status"]
+
+        return send(order, call, request, on_ok=on_ok, refused_status=status_before)
+
+
+# What each operation records on success or refusal --------------------------------------------
+
+
+def _registered(customer: Customer, reply: oneoffice.Reply | None, applied_on: date) -> list[str]:
+    customer.status = Customer.Status.REGISTERED
+    # Settled by a duplicate-id answer, the reply with OneOffice's details never came back:
+    # say they are unknown rather than show blanks as if OneOffice had returned none.
+    customer.details_unknown = reply is None
+    if reply is None:
+        return ["status", "details_unknown"]
+    remote = oneoffice.read_customer(reply.data)
+    customer.oneoffice_id = remote.vendor_id
+    customer.partner = remote.partner
+    customer.remote_created_at = remote.created_at
+    customer.is_active = remote.is_active
+    customer.onboarding_url = remote.onboarding_url
+    return [
+        "status",
+        "details_unknown",
+        "oneoffice_id",
+        "partner",
+        "remote_created_at",
+        "is_active",
+        "onboarding_url",
+    ]
+
+
+def _placed(order: Order, reply: oneoffice.Reply | None, applied_on: date) -> list[str]:
+    order.status = Order.Status.ACTIVE
+    order.term_start = applied_on
+    order.term_end = terms.term_end(applied_on, order.duration)
+    order.current_term_end = order.term_end
+    return ["status", "term_start", "term_end", "current_term_end"]
+
+
+def _renewed(renewal: Order, reply: oneoffice.Reply | None, applied_on: date) -> list[str]:
+    subscription = Order.objects.select_for_update().get(pk=renewal.parent_id)
+    renewal.status = Order.Status.ACTIVE
+    renewal.term_start = terms.renewal_start(subscription.current_term_end, applied_on)
+    renewal.term_end = terms.term_end(renewal.term_start, renewal.duration)
+    subscription.current_term_end = renewal.term_end
+    if subscription.status == Order.Status.SUSPENDED:
+        # OneOffice reactivates a suspended subscription that is renewed.
+        subscription.status = Order.Status.ACTIVE
+    subscription.save(update_fields=["current_term_end", "status", "updated_at"])
+    renewal.parent = subscription
+    return ["status", "term_start", "term_end"]

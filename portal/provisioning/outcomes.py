@@ -1,0 +1,83 @@
+"""What a failed call means: `classify` is a pure function of the method, the error and whether
+an earlier attempt may have landed. The recording of its decision is in `lifecycle`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from portal import oneoffice
+from portal.models import ProvisioningCall
+from portal.provisioning.errors import (
+    ConfigurationProblem,
+    NeedsDecisionError,
+    OutcomeUnknown,
+    ProvisioningError,
+    StillPending,
+    VendorRefused,
+)
+
+Outcome = ProvisioningCall.Outcome
+
+# Refusals that, on a retry after an unknown outcome, prove the earlier attempt landed.
+# A duplicate on another column (the vendor's documented "users_email") says nothing about our id.
+_ID_EXISTS = r"^(?!.*email)(?=.*(duplicate key|already exists))"
+_SETTLES = {
+    ProvisioningCall.Method.CREATE_CUSTOMER: re.compile(_ID_EXISTS, re.I | re.S),
+    ProvisioningCall.Method.CREATE_FIRST_ORDER: re.compile(_ID_EXISTS, re.I | re.S),
+    ProvisioningCall.Method.CREATE_RENEWAL_ORDER: re.compile(_ID_EXISTS, re.I | re.S),
+    ProvisioningCall.Method.CANCEL_ORDER: re.compile(r"already cancel", re.I),
+    ProvisioningCall.Method.SUSPEND_ORDER: re.compile(r"already suspend", re.I),
+}
+# Refusals that, on a retry after an unknown outcome, may or may not mean the earlier attempt
+# landed. "Too early to renew" is true after a renewal that landed, but also when OneOffice's
+# term end is later than ours (its "today" in another zone, a retry that crossed midnight).
+_AMBIGUOUS = {
+    ProvisioningCall.Method.CREATE_RENEWAL_ORDER: re.compile(r"more than \d+ days|days left", re.I)
+}
+
+
+class Settle:
+    """What becomes of the object after a failed call (see `Decision`)."""
+
+    DONE = "done"  # the refusal proves an earlier attempt landed
+    REFUSED = "refused"  # final: the operation's refused state
+    RESTORE = "restore"  # final: nothing can have landed; back to the state before
+    PENDING = "pending"  # unsettled: stays pending
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How one failed call is recorded: the call's outcome, the object's fate, whether a retry
+    is scheduled, and the error the caller gets (None when the operation is done)."""
+
+    outcome: str
+    settle: str
+    retry: bool
+    error: type[ProvisioningError] | None
+
+
+def classify(*, method: str, exc: oneoffice.VendorError, may_have_landed: bool) -> Decision:
+    """The decision for a failed call of `method`, given whether an earlier attempt at the same
+    operation may have reached OneOffice. Pure: no database, no clock."""
+    if isinstance(exc, oneoffice.VendorRefusedError):
+        if may_have_landed and _SETTLES[method].search(exc.message):
+            return Decision(Outcome.OK, Settle.DONE, retry=False, error=None)
+        if may_have_landed and method in _AMBIGUOUS and _AMBIGUOUS[method].search(exc.message):
+            return Decision(
+                Outcome.AMBIGUOUS, Settle.PENDING, retry=False, error=NeedsDecisionError
+            )
+        return Decision(Outcome.REFUSED, Settle.REFUSED, retry=False, error=VendorRefused)
+    if isinstance(exc, oneoffice.VendorConfigError):
+        # A person fixes the settings, then retries by hand; an earlier attempt that may have
+        # landed keeps the object pending until then.
+        settle = Settle.PENDING if may_have_landed else Settle.RESTORE
+        return Decision(Outcome.CONFIG_ERROR, settle, retry=False, error=ConfigurationProblem)
+    if isinstance(exc, oneoffice.VendorNotSentError | oneoffice.VendorNotNowError):
+        # Not applied, and never final: an earlier attempt may still have landed.
+        outcome = (
+            Outcome.NOT_SENT if isinstance(exc, oneoffice.VendorNotSentError) else Outcome.NOT_NOW
+        )
+        error = OutcomeUnknown if may_have_landed else StillPending
+        return Decision(outcome, Settle.PENDING, retry=True, error=error)
+    return Decision(Outcome.UNKNOWN, Settle.PENDING, retry=True, error=OutcomeUnknown)

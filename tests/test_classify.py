@@ -1,0 +1,50 @@
+"""The pure classification of a failed OneOffice call, as a table."""
+
+import pytest
+
+from portal import oneoffice, provisioning
+from portal.models import ProvisioningCall
+from portal.provisioning import Settle
+
+M = ProvisioningCall.Method
+Out = ProvisioningCall.Outcome
+DUPLICATE = 'duplicate key value violates unique constraint "orders_remote_id_key"'
+EMAIL = 'duplicate key value violates unique constraint "users_email"'
+
+
+def refused(message: str) -> oneoffice.VendorError:
+    return oneoffice.VendorRefusedError(message, status=400)
+
+
+@pytest.mark.parametrize(
+    ("method", "exc", "landed", "outcome", "settle", "retry", "error"),
+    [
+        (M.CREATE_CUSTOMER, refused(DUPLICATE), True, Out.OK, Settle.DONE, False, None),
+        (M.CREATE_CUSTOMER, refused(DUPLICATE), False, Out.REFUSED, Settle.REFUSED, False,
+         provisioning.VendorRefused),
+        (M.CREATE_CUSTOMER, refused(EMAIL), True, Out.REFUSED, Settle.REFUSED, False,
+         provisioning.VendorRefused),
+        (M.CREATE_FIRST_ORDER, refused(DUPLICATE), True, Out.OK, Settle.DONE, False, None),
+        (M.CANCEL_ORDER, refused("order X is already cancelled"), True, Out.OK, Settle.DONE,
+         False, None),
+        (M.SUSPEND_ORDER, refused("order X is already suspended"), True, Out.OK, Settle.DONE,
+         False, None),
+        (M.SUSPEND_ORDER, refused("order X is already cancelled"), True, Out.REFUSED,
+         Settle.REFUSED, False, provisioning.VendorRefused),
+        (M.CREATE_RENEWAL_ORDER, refused(DUPLICATE), True, Out.OK, Settle.DONE, False, None),
+        (M.CREATE_CUSTOMER, oneoffice.VendorConfigError("bad key", status=401), False,
+         Out.CONFIG_ERROR, Settle.RESTORE, False, provisioning.ConfigurationProblem),
+        (M.CREATE_CUSTOMER, oneoffice.VendorConfigError("bad key", status=401), True,
+         Out.CONFIG_ERROR, Settle.PENDING, False, provisioning.ConfigurationProblem),
+        (M.CANCEL_ORDER, oneoffice.VendorNotSentError("refused"), False, Out.NOT_SENT,
+         Settle.PENDING, True, provisioning.StillPending),
+        (M.CANCEL_ORDER, oneoffice.VendorNotSentError("refused"), True, Out.NOT_SENT,
+         Settle.PENDING, True, provisioning.OutcomeUnknown),
+        (M.CREATE_FIRST_ORDER, oneoffice.VendorOutcomeUnknownError("500", status=500), False,
+         Out.UNKNOWN, Settle.PENDING, True, provisioning.OutcomeUnknown),
+    ],
+)  # fmt: skip
+def test_classify_decides_each_failure(method, exc, landed, outcome, settle, retry, error):
+    decision = provisioning.classify(method=method, exc=exc, may_have_landed=landed)
+
+    assert decision == provisioning.Decision(outcome, settle, retry=retry, error=error)
