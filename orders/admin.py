@@ -324,7 +324,9 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
     @admin.display(description="OneOffice timeline")
     def timeline(self, obj):
         calls = ProvisioningCall.objects.filter(Q(order=obj) | Q(order__parent=obj))
-        return timeline(calls.select_related("order", "triggered_by"), call_log_url(q=obj.number))
+        return timeline(
+            calls.select_related("order", "triggered_by"), call_log_url(subscription=obj.pk)
+        )
 
     @admin.display(description="attempts")
     def attempts_display(self, obj):

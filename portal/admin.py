@@ -298,6 +298,28 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class SubscriptionCallsFilter(admin.SimpleListFilter):
+    """The calls of one subscription: its first order's and its renewals'. Reached by link."""
+
+    title = "subscription"
+    parameter_name = "subscription"
+
+    def _pk(self) -> int | None:
+        value = self.value()
+        return int(value) if value and value.isascii() and value.isdigit() else None
+
+    def lookups(self, request, model_admin):
+        from orders.models import Order
+
+        number = Order.objects.filter(pk=self._pk()).values_list("number", flat=True).first()
+        return [(str(self._pk()), f"{number} and its renewals")] if number else []
+
+    def queryset(self, request, queryset):
+        if self._pk() is not None:
+            return queryset.filter(Q(order_id=self._pk()) | Q(order__parent_id=self._pk()))
+        return queryset
+
+
 @admin.register(ProvisioningCall)
 class ProvisioningCallAdmin(ReadOnlyAdmin):
     list_display = [
@@ -311,7 +333,7 @@ class ProvisioningCallAdmin(ReadOnlyAdmin):
         "duration_ms",
         "triggered_by_label",
     ]
-    list_filter = ["method", "outcome", "settled_earlier"]
+    list_filter = [SubscriptionCallsFilter, "method", "outcome", "settled_earlier"]
     list_select_related = ["customer", "order", "triggered_by"]
     search_fields = ["customer__code", "customer__name", "order__number", "error"]
     date_hierarchy = "started_at"
