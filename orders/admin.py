@@ -349,7 +349,7 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
     @admin.display(description="product", ordering="product")
     def product_code(self, obj):
         return format_html(
-            '<span class="nowrap" title="{}, {}">{} <small>{}</small></span>',
+            '<span class="nowrap" title="{}, {}">{}</span><small class="below">{}</small>',
             obj.get_product_display(),
             obj.duration,
             obj.product,
@@ -359,11 +359,12 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj):
         label = obj.get_status_display()
-        if obj.pending_action:
-            label = f"{label}: {obj.pending_action}"
-        return format_html('<span class="badge badge-{}">{}</span>', obj.status, label)
+        title = f"{label}: {obj.pending_action}" if obj.pending_action else label
+        return format_html(
+            '<span class="badge badge-{}" title="{}">{}</span>', obj.status, title, label
+        )
 
-    @admin.display(description="current term end", ordering="current_term_end")
+    @admin.display(description="term end", ordering="current_term_end")
     def term_end_display(self, obj):
         end = obj.current_term_end
         if end is None:
@@ -373,7 +374,7 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
         left = terms.days_left(end, timezone.localdate())
         words = f"{left} days left" if left >= 0 else f"lapsed {-left} days ago"
         return format_html(
-            '<span class="nowrap">{} <small class="days-left">{}</small></span>',
+            '<span class="nowrap">{}</span><small class="below days-left">{}</small>',
             f"{end:%Y-%m-%d}",
             words,
         )
