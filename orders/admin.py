@@ -303,7 +303,9 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
         return [*BOOKKEEPING, "timeline"]
 
     def get_inlines(self, request, obj):
-        return self.inlines if obj is not None and obj.is_first_order else []
+        # Renewals exist only once a subscription has had a term.
+        placed = obj is not None and obj.is_first_order and obj.current_term_end is not None
+        return self.inlines if placed else []
 
     def save_model(self, request, obj, form, change):
         if not change:

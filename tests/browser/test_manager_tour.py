@@ -2,7 +2,6 @@
 provisioning control anywhere, and forbidden pages inside the admin's frame."""
 
 import csv
-import io
 import re
 
 from orders.models import Order
@@ -44,8 +43,8 @@ def test_manager_tour(page, sandbox):
     assert sorted(shown) == sorted(o.number for o in kappa) and shown
     with page.expect_download() as download:
         page.get_by_role("link", name="Export CSV").click()
-    text = open(download.value.path(), encoding="utf-8-sig").read()
-    rows = list(csv.DictReader(io.StringIO(text)))
+    with open(download.value.path(), encoding="utf-8-sig") as exported:
+        rows = list(csv.DictReader(exported))
     assert sorted(row["order id"] for row in rows) == sorted(shown)
 
     # No provisioning control anywhere: not on the list's actions, not on an order's page.
@@ -107,4 +106,4 @@ def test_long_customer_name_does_not_push_columns_out_of_view(page, sandbox):
         assert box["height"] < 1.5 * line, order_id.inner_text()
     badge = page.locator(f"#result_list tr:has-text('{demo.orders['suspended'].number}') .badge")
     assert badge.inner_text() == "suspended"
-    assert "rgb(124, 58, 237)" == badge.evaluate("e => getComputedStyle(e).backgroundColor")
+    assert badge.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(124, 58, 237)"
