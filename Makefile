@@ -17,7 +17,6 @@ $(STAMP): pyproject.toml constraints.txt
 
 run: install
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py ensure_superuser
 	$(PY) manage.py setup_schedules
 	$(PY) manage.py run_local
 
