@@ -285,7 +285,8 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
             field = form.base_fields["customer"]
             field.queryset = field.queryset.filter(Q(status=Customer.Status.REGISTERED) | keep)
             field.error_messages["invalid_choice"] = (
-                "Choose a customer registered on OneOffice; register a draft customer first."
+                "Select a valid choice: a customer registered on OneOffice (register a draft "
+                "customer first)."
             )
         return form
 

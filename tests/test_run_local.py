@@ -36,6 +36,7 @@ def environment(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST"))}
     env.update(
         DATABASE_URL=f"sqlite:///{tmp_path / 'portal.sqlite3'}",
+        DJANGO_DEBUG="on",  # as `make run` sets it
         REDIS_URL="",
         ONEOFFICE_URL="",
         ONEOFFICE_SANDBOX_PORT=str(_free_port()),

@@ -11,10 +11,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from django.apps import apps
 from django.conf import settings
+from django.contrib.auth.models import Group, Permission
 
-from portal.roles import sync_groups
+from portal.roles import ROLES
 
 # Playwright's sync API runs an event loop in the test's thread; the ORM calls the tests make
 # beside it are still synchronous, one at a time.
@@ -55,10 +55,15 @@ def browser_context_args(browser_context_args, live_server):
 
 
 @pytest.fixture(autouse=True)
-def _portal(transactional_db, live_server, settings):
-    """A database the live server's thread sees, with the roles the migrations would create."""
-    sync_groups(apps)
-    settings.SESSION_COOKIE_AGE = 3600
+def _portal(transactional_db, live_server):
+    """A database the live server's thread sees, with the roles the migrations create (a
+    transactional test empties every table after itself)."""
+    for name, perms in ROLES.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        group.permissions.set(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            for app_label, codename in (perm.split(".") for perm in perms)
+        )
 
 
 @pytest.hookimpl(wrapper=True)

@@ -1,4 +1,5 @@
-"""Error pages and their log lines: a 403 is the user's answer, logged once without a traceback."""
+"""Screens outside the browser suite: error pages and their log lines (a 403 is the user's answer,
+logged once without a traceback), and the order form's customer choice."""
 
 import io
 import logging
@@ -6,8 +7,9 @@ import logging
 import pytest
 from django.urls import reverse
 
+from orders.models import Order
 from tests.admin_urls import button_url
-from tests.factories import OrderFactory
+from tests.factories import CustomerFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -44,3 +46,28 @@ def test_button_url_opened_with_get_is_a_405_page_inside_the_admin(client, sales
     assert response["Allow"] == "POST"
     assert "admin/portal/method_not_allowed.html" in [t.name for t in response.templates]
     assert reverse("admin:orders_order_change", args=[order.pk]) in response.content.decode()
+
+
+def test_order_form_refuses_a_draft_customer_by_name(client, sales_user, sandbox):
+    draft = CustomerFactory()
+    client.force_login(sales_user)
+
+    response = client.post(
+        reverse("admin:orders_order_add"),
+        {
+            "customer": draft.pk,
+            "number": "",
+            "product": "oo-std",
+            "licenses": 5,
+            "duration": "monthly",
+            "renewals-TOTAL_FORMS": 0,
+            "renewals-INITIAL_FORMS": 0,
+        },
+    )
+
+    errors = response.context["adminform"].form.errors["customer"]
+    assert errors == [
+        "Select a valid choice: a customer registered on OneOffice (register a draft customer "
+        "first)."
+    ]
+    assert not Order.objects.exists() and sandbox.requests == []
