@@ -202,7 +202,8 @@ class ProvisioningAdminMixin:
                     buttons.append(
                         {"action": action, "url": url, "confirm": action.confirm is not None}
                     )
-            if not obj.is_editable:
+            adminform = context.get("adminform")
+            if adminform is not None and not adminform.form.fields:
                 # Every field is read-only: a Save button would save nothing.
                 context.update(
                     show_save=False, show_save_and_continue=False, show_save_and_add_another=False

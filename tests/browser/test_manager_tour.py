@@ -20,7 +20,8 @@ def test_manager_tour(page, sandbox):
     login(page, demo.manager)
 
     # The dashboard is one click away, in the sidebar too, and its weeks carry the year.
-    page.locator("#content-main .app-reports").get_by_role("link", name="Dashboard").click()
+    with page.expect_navigation():
+        page.locator("#content-main .app-reports").get_by_role("link", name="Dashboard").click()
     page.wait_for_url(re.compile(r"/admin/dashboard/$"))
     assert page.locator("#nav-sidebar .app-reports a", has_text="Dashboard").count() == 1
     first_week = page.locator("#renewals-per-week tbody th").first.inner_text()
@@ -31,8 +32,10 @@ def test_manager_tour(page, sandbox):
     assert help_text.evaluate("e => e.scrollWidth <= e.clientWidth")
 
     # Orders: filter by status, then search; the CSV has exactly the rows shown.
-    page.locator("#nav-sidebar tr.model-order a").first.click()
-    page.locator("#changelist-filter").get_by_role("link", name="active", exact=True).click()
+    with page.expect_navigation():
+        page.locator("#nav-sidebar tr.model-order a").first.click()
+    with page.expect_navigation():
+        page.locator("#changelist-filter").get_by_role("link", name="active", exact=True).click()
     active = Order.objects.filter(parent=None, status="active")
     assert sorted(_results(page)) == sorted(o.number for o in active)
     page.fill("#searchbar", "Kappa")
@@ -59,8 +62,10 @@ def test_manager_tour(page, sandbox):
     listed = page.locator("#result_list tbody tr td:first-child").all_inner_texts()
     assert listed == [demo.orders["lapsed"].number, demo.orders["due"].number]
     assert page.get_by_role("link", name="Renew", exact=True).count() == 0
-    page.get_by_role("link", name="Lapsed", exact=True).click()
-    page.get_by_role("link", name="Due", exact=True).click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="Lapsed", exact=True).click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="Due", exact=True).click()
     assert page.locator("#result_list tbody tr").count() == 1
 
     # A forbidden page is a page of the portal: header, breadcrumbs, sidebar, a way back.
@@ -71,7 +76,8 @@ def test_manager_tour(page, sandbox):
     assert page.locator(".breadcrumbs a", has_text="Home").count() == 1
     assert page.locator("#nav-sidebar").count() == 1
     assert "does not allow" in page.locator("#content").inner_text()
-    page.get_by_role("link", name="Go to the start page").click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="Go to the start page").click()
     page.wait_for_url(re.compile(r"/admin/$"))
 
 

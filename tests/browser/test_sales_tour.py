@@ -37,8 +37,10 @@ def test_sales_tour_from_new_customer_to_cancelled_subscription(page, sales_user
     login(page, sales_user)
 
     # A new customer, saved, lands on its own page with the Register button.
-    page.locator("#content-main tr.model-customer th a").click()
-    page.get_by_role("link", name="Add customer").click()
+    with page.expect_navigation():
+        page.locator("#content-main tr.model-customer th a").click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="Add customer").click()
     page.fill("#id_name", "Zeta Shipping Ltd")
     page.fill("#id_admin_email", "it@zeta.example")
     page.fill("#id_admin_phone", "+30 210 555 0199")
@@ -52,7 +54,8 @@ def test_sales_tour_from_new_customer_to_cancelled_subscription(page, sales_user
     assert page.locator(".field-status .readonly").inner_text() == "registered"
 
     # From the customer's page, an order for this customer; saved, it lands on its own page.
-    page.get_by_role("link", name="Add order for this customer").click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="Add order for this customer").click()
     assert page.locator("#id_customer option:checked").inner_text() == str(customer)
     page.select_option("#id_product", "oo-std")
     page.fill("#id_licenses", "15")
@@ -113,7 +116,8 @@ def test_sales_tour_from_new_customer_to_cancelled_subscription(page, sales_user
     assert page.locator("input[name=_save]").count() == 0
 
     # The call log has every call, newest first.
-    page.get_by_role("link", name="Open the call log").click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="Open the call log").click()
     rows = page.locator("#result_list tbody tr")
     assert rows.count() == ProvisioningCall.objects.filter(order__in=[due, renewal]).count()
 
@@ -138,7 +142,8 @@ def test_bulk_suspend_and_cancel_ask_first(page, sales_user, sandbox):
 
     page.check(f"input.action-select[value='{first.pk}']")
     _run_action(page, "cancel_selected")
-    page.get_by_role("link", name="No, take me back").click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="No, take me back").click()
     assert re.search(r"/admin/orders/order/$", page.url)
     first.refresh_from_db()
     assert first.status == "suspended"
