@@ -32,7 +32,15 @@ BOOKKEEPING = [
 
 @admin.register(Customer)
 class CustomerAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
-    list_display = ["code", "name", "admin_email", "account_manager", "status", "oneoffice_id"]
+    list_display = [
+        "code",
+        "customer_name",
+        "email",
+        "account_manager",
+        "status_badge",
+        "oneoffice_id",
+    ]
+    list_display_links = ["code"]
     list_filter = ["status", NeedsAttentionFilter, "account_manager"]
     list_select_related = ["account_manager"]
     search_fields = ["code", "name", "admin_email", "admin_display_name"]
@@ -95,6 +103,22 @@ class CustomerAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
     @admin.display(description="call log")
     def oneoffice_calls(self, obj):
         return call_log_link(obj, customer__id__exact=obj.pk) if obj.pk else "-"
+
+    @admin.display(description="name", ordering="name")
+    def customer_name(self, obj):
+        return format_html('<span class="truncate" title="{}">{}</span>', obj.name, obj.name)
+
+    @admin.display(description="admin email", ordering="admin_email")
+    def email(self, obj):
+        return format_html(
+            '<span class="truncate short" title="{}">{}</span>', obj.admin_email, obj.admin_email
+        )
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj):
+        return format_html(
+            '<span class="badge badge-{}">{}</span>', obj.status, obj.get_status_display()
+        )
 
     @admin.display(description="attempts")
     def attempts_display(self, obj):

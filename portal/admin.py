@@ -324,16 +324,14 @@ class SubscriptionCallsFilter(admin.SimpleListFilter):
 @admin.register(ProvisioningCall)
 class ProvisioningCallAdmin(ReadOnlyAdmin):
     list_display = [
-        "started_at",
+        "started",
         "method",
-        "outcome",
-        "customer",
+        "outcome_label",
+        "customer_name",
         "order",
-        "attempt",
-        "http_status",
-        "duration_ms",
         "triggered_by_label",
     ]
+    list_display_links = ["started"]
     list_filter = [SubscriptionCallsFilter, "method", "outcome", "settled_earlier"]
     list_select_related = ["customer", "order", "triggered_by"]
     search_fields = ["customer__code", "customer__name", "order__number", "error"]
@@ -343,3 +341,25 @@ class ProvisioningCallAdmin(ReadOnlyAdmin):
     @admin.display(description="triggered by")
     def triggered_by_label(self, obj):
         return obj.triggered_by_label
+
+    @admin.display(description="started at", ordering="started_at")
+    def started(self, obj):
+        return date_format(timezone.localtime(obj.started_at), "SHORT_DATETIME_FORMAT")
+
+    @admin.display(description="outcome", ordering="outcome")
+    def outcome_label(self, obj):
+        label = obj.get_outcome_display()
+        if obj.attempt > 1:
+            label = f"{label}, attempt {obj.attempt}"
+        answer = f"HTTP {obj.http_status or '-'}"
+        if obj.duration_ms is not None:
+            answer += f", {obj.duration_ms} ms"
+        return format_html('{}<small class="below">{}</small>', label, answer)
+
+    @admin.display(description="customer", ordering="customer__name")
+    def customer_name(self, obj):
+        if obj.customer_id is None:
+            return "-"
+        return format_html(
+            '<span class="truncate short" title="{}">{}</span>', obj.customer, obj.customer.name
+        )

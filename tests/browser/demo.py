@@ -87,7 +87,7 @@ def seed(sandbox) -> Demo:
     )
     with at(due_in(12)):
         first = provisioning.order_place(order=OrderFactory(customer=kappa, licenses=40))
-    with at(due_in(12) + timedelta(days=20)):
+    with at(due_in(12) + timedelta(days=18)):  # the day before yesterday, inside the window
         provisioning.order_renew(order=first)
     first.refresh_from_db()
     demo.orders["renewed"] = first

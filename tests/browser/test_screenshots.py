@@ -12,6 +12,9 @@ from tests.browser.demo import seed
 pytestmark = pytest.mark.screenshots
 
 SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
+# Nothing scrolls sideways: not the page, not a list's results box.
+FITS = """() => [document.documentElement, ...document.querySelectorAll('.results')]
+    .every(e => e.scrollWidth <= e.clientWidth + 1)"""
 
 
 def _pages(demo) -> dict[str, str]:
@@ -42,8 +45,12 @@ def test_screenshots(page, sandbox, role):
     login(page, demo.sales if role == "sales" else demo.manager)
     # Managers may not open some pages: they see the 403 page, which is worth a look too.
     page.expected_statuses = {403}
+    too_wide = []
     for name, url in _pages(demo).items():
         page.goto(url)
         page.wait_for_load_state("networkidle")
         page.screenshot(path=str(SCREENSHOTS / f"{role}-{name}.png"), full_page=True)
+        if not page.evaluate(FITS):
+            too_wide.append(name)
     print(f"screenshots in {SCREENSHOTS}")
+    assert not too_wide, f"wider than {page.viewport_size['width']} px: {too_wide}"
