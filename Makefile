@@ -7,7 +7,7 @@ SUM := $(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 APP_STAMP := $(VENV)/.installed-app-$(SUM)
 DEV_STAMP := $(VENV)/.installed-dev-$(SUM)
 
-.PHONY: install install-app run test lint format hooks bench clean
+.PHONY: install install-app run test test-browser screenshots chromium lint format hooks bench clean
 
 # Runtime dependencies only (`make run`); `install` adds the test and lint tools.
 install-app: $(APP_STAMP)
@@ -27,7 +27,6 @@ $(DEV_STAMP): $(APP_STAMP)
 run: export DJANGO_DEBUG ?= on
 run: install-app
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py ensure_superuser
 	$(PY) manage.py setup_schedules
 	$(PY) manage.py run_local
 
@@ -36,6 +35,25 @@ test: install
 	$(PY) manage.py check --fail-level WARNING
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest $(ARGS)
+
+# Browser tests: Chromium from the OS packages (never a downloaded browser), path in CHROMIUM_PATH.
+BROWSER_STAMP := $(VENV)/.browser-$(SUM)
+CHROMIUM_PATH ?= $(shell command -v chromium || echo /usr/bin/chromium)
+export CHROMIUM_PATH
+
+$(BROWSER_STAMP): $(DEV_STAMP)
+	$(PIP) --group browser
+	rm -f $(VENV)/.browser-*
+	touch $@
+
+chromium:
+	test -x "$(CHROMIUM_PATH)" || command -v chromium || (apt-get update && apt-get install -y chromium)
+
+test-browser: install $(BROWSER_STAMP) chromium
+	$(PY) -m pytest tests/browser -m "not screenshots" -p no:cacheprovider $(ARGS)
+
+screenshots: install $(BROWSER_STAMP) chromium
+	$(PY) -m pytest tests/browser -m screenshots -p no:cacheprovider -s $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -1,20 +1,33 @@
 import csv
 from collections.abc import Iterable, Iterator
+from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ERROR_FLAG, ChangeList
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
+from customers.models import Customer
 from orders import terms
 from orders.admin_renewals import RenewalWindowFilter
 from orders.filters import SubscriptionNeedsAttentionFilter
 from orders.models import Order
 from portal import provisioning
-from portal.admin import Provisioning, ProvisioningAdminMixin, call_log_link
+from portal.admin import (
+    Provisioning,
+    ProvisioningAdminMixin,
+    attempts_label,
+    call_log_link,
+    call_log_url,
+    timeline,
+)
+from portal.models import ProvisioningCall
 from portal.spreadsheets import csv_cell
 
 S = Order.Status
@@ -25,7 +38,7 @@ BOOKKEEPING = [
     "term_end",
     "current_term_end",
     "last_error",
-    "attempts",
+    "attempts_display",
     "oneoffice_calls",
     "created_by",
     "created_at",
@@ -52,6 +65,21 @@ def _confirm_suspend(order: Order) -> str:
         f"Suspend subscription {_describe(order)}. OneOffice has no resume call: "
         "only a renewal makes it active again."
     )
+
+
+def _confirm_renew(order: Order) -> str:
+    """The renewal as the portal will record it: the same arithmetic as the service."""
+    today = terms.vendor_date()  # the service's check counts from OneOffice's today
+    start = terms.renewal_start(order.current_term_end, today)
+    end = terms.term_end(start, order.duration)
+    text = (
+        f"Renew subscription {_describe(order)}. OneOffice creates a renewal order, billed as "
+        f"a new {order.duration} term from {start:%d %b %Y} to {end:%d %b %Y}."
+    )
+    opens = order.current_term_end - timedelta(days=settings.ONEOFFICE_RENEWAL_WINDOW_DAYS)
+    if today < opens:
+        text += f" Too early: renewals open on {opens:%d %b %Y}; the portal will refuse it."
+    return text
 
 
 EXPORT_PERMISSION = "orders.export_order"
@@ -107,8 +135,17 @@ class RenewalInline(admin.TabularInline):
     fk_name = "parent"
     verbose_name = "renewal"
     verbose_name_plural = "renewals"
-    fields = ["number", "status", "term_start", "term_end", "last_error", "attempts", "created_at"]
+    fields = [
+        "number",
+        "status",
+        "term_start",
+        "term_end",
+        "last_error",
+        "attempts_display",
+        "created_at",
+    ]
     readonly_fields = fields
+    template = "admin/orders/order/renewal_inline.html"
     extra = 0
     can_delete = False
     show_change_link = True
@@ -116,6 +153,10 @@ class RenewalInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="attempts")
+    def attempts_display(self, obj):
+        return attempts_label(obj)
 
 
 class FirstOrderChangeList(ChangeList):
@@ -134,16 +175,15 @@ class FirstOrderChangeList(ChangeList):
 @admin.register(Order)
 class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
     list_display = [
-        "number",
-        "customer",
-        "product",
+        "order_id",
+        "customer_name",
+        "product_code",
         "licenses",
-        "duration",
-        "status",
-        "pending_action",
-        "current_term_end",
-        "customer__account_manager",
+        "status_badge",
+        "term_end_display",
+        "account_manager",
     ]
+    list_display_links = ["order_id"]
     list_filter = [
         "status",
         SubscriptionNeedsAttentionFilter,
@@ -172,6 +212,7 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
             perms=("orders.renew_order",),
             run=lambda order, by: provisioning.order_renew(order=order, by=by),
             possible=lambda o: o.can(Order.Action.RENEW),
+            confirm=_confirm_renew,
             done="renewed",
         ),
         Provisioning(
@@ -267,15 +308,39 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
         return response
 
     def get_fields(self, request, obj=None):
-        return ["customer", "number", "product", "licenses", "duration", *BOOKKEEPING]
+        fields = ["customer", "number", "product", "licenses", "duration", *BOOKKEEPING]
+        return [*fields, "timeline"] if obj is not None else fields
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        if "customer" in form.base_fields:
+            # Only a registered customer can take orders; an order keeps the one it has.
+            keep = Q(pk=obj.customer_id) if obj is not None else Q(pk__in=[])
+            field = form.base_fields["customer"]
+            field.queryset = field.queryset.filter(Q(status=Customer.Status.REGISTERED) | keep)
+            field.error_messages["invalid_choice"] = (
+                "Select a valid choice: a customer registered on OneOffice (register a draft "
+                "customer first)."
+            )
+        return form
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and not obj.is_editable:
-            return ["customer", "number", "product", "licenses", "duration", *BOOKKEEPING]
-        return BOOKKEEPING
+            return [
+                "customer",
+                "number",
+                "product",
+                "licenses",
+                "duration",
+                *BOOKKEEPING,
+                "timeline",
+            ]
+        return [*BOOKKEEPING, "timeline"]
 
     def get_inlines(self, request, obj):
-        return self.inlines if obj is not None and obj.is_first_order else []
+        # Renewals exist only once a subscription has had a term.
+        placed = obj is not None and obj.is_first_order and obj.current_term_end is not None
+        return self.inlines if placed else []
 
     def save_model(self, request, obj, form, change):
         if not change:
@@ -292,3 +357,69 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
         if obj.pk is None:
             return "-"
         return call_log_link(obj, order__id__exact=obj.pk)
+
+    @admin.display(description="OneOffice timeline")
+    def timeline(self, obj):
+        calls = ProvisioningCall.objects.filter(Q(order=obj) | Q(order__parent=obj))
+        return timeline(
+            calls.select_related("order", "triggered_by"), call_log_url(subscription=obj.pk)
+        )
+
+    @admin.display(description="attempts")
+    def attempts_display(self, obj):
+        return attempts_label(obj)
+
+    @admin.display(description="order id", ordering="number")
+    def order_id(self, obj):
+        return format_html('<span class="nowrap">{}</span>', obj.number)
+
+    @admin.display(description="customer", ordering="customer__name")
+    def customer_name(self, obj):
+        customer = obj.customer
+        return format_html(
+            '<span class="truncate" title="{} ({})">{}</span>',
+            customer.name,
+            customer.code,
+            customer.name,
+        )
+
+    @admin.display(description="product", ordering="product")
+    def product_code(self, obj):
+        return format_html(
+            '<span class="nowrap" title="{}, {}">{}</span><small class="below">{}</small>',
+            obj.get_product_display(),
+            obj.duration,
+            obj.product,
+            obj.duration,
+        )
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj):
+        label = obj.get_status_display()
+        title = f"{label}: {obj.pending_action}" if obj.pending_action else label
+        return format_html(
+            '<span class="badge badge-{}" title="{}">{}</span>', obj.status, title, label
+        )
+
+    @admin.display(description="term end", ordering="current_term_end")
+    def term_end_display(self, obj):
+        end = obj.current_term_end
+        if end is None:
+            return "-"
+        if obj.status in {S.CANCELLED, S.FAILED}:
+            return format_html('<span class="nowrap">{}</span>', f"{end:%Y-%m-%d}")
+        left = terms.days_left(end, timezone.localdate())
+        words = f"{left} days left" if left >= 0 else f"lapsed {-left} days ago"
+        return format_html(
+            '<span class="nowrap">{}</span><small class="below days-left">{}</small>',
+            f"{end:%Y-%m-%d}",
+            words,
+        )
+
+    @admin.display(description="account manager", ordering="customer__account_manager__username")
+    def account_manager(self, obj):
+        manager = obj.customer.account_manager
+        if manager is None:
+            return "-"
+        name = manager.get_full_name() or manager.get_username()
+        return format_html('<span class="truncate short" title="{}">{}</span>', name, name)

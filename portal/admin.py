@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from portal import provisioning
 from portal.models import ProvisioningCall
@@ -112,8 +115,36 @@ class ProvisioningAdminMixin:
         if request.method == "GET" and action.confirm:
             return self._confirmation(request, action, [obj], bulk=False)
         if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
+            return self._not_allowed(request, action, obj)
         report(request, self, action, obj)
+        opts = self.model._meta
+        return HttpResponseRedirect(
+            reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+        )
+
+    def _not_allowed(self, request, action: Provisioning, obj):
+        """A button's URL opened by hand: say where the button is, inside the admin's frame."""
+        opts = self.model._meta
+        response = TemplateResponse(
+            request,
+            "admin/portal/method_not_allowed.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"{action.label}: use the button",
+                "opts": opts,
+                "action": action,
+                "object": obj,
+                "change_url": reverse(
+                    f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk]
+                ),
+            },
+            status=405,
+        )
+        response["Allow"] = "POST"
+        return response
+
+    def response_post_save_add(self, request, obj):
+        # A new object's next step (register, place) is a button on its own page.
         opts = self.model._meta
         return HttpResponseRedirect(
             reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
@@ -184,7 +215,17 @@ class ProvisioningAdminMixin:
                         f"admin:{opts.app_label}_{opts.model_name}_provision",
                         args=[obj.pk, action.name],
                     )
-                    buttons.append({"action": action, "url": url})
+                    # A flag, not the callable: templates call callables, and `confirm`
+                    # needs an argument.
+                    buttons.append(
+                        {"action": action, "url": url, "confirm": action.confirm is not None}
+                    )
+            adminform = context.get("adminform")
+            if adminform is not None and not adminform.form.fields:
+                # Every field is read-only: a Save button would save nothing.
+                context.update(
+                    show_save=False, show_save_and_continue=False, show_save_and_add_another=False
+                )
         context["provisioning_buttons"] = buttons
         return super().render_change_form(request, context, add, change, form_url, obj)
 
@@ -201,11 +242,61 @@ def _sent_fields_posted_but_read_only(request, obj, form) -> list[str]:
     ]
 
 
+def call_log_url(**filters) -> str:
+    query = "&".join(f"{key}={value}" for key, value in filters.items())
+    return reverse("admin:portal_provisioningcall_changelist") + "?" + query
+
+
 def call_log_link(obj, **filters) -> str:
     """A link to the call log, filtered to one customer or order."""
-    query = "&".join(f"{key}={value}" for key, value in filters.items())
-    url = reverse("admin:portal_provisioningcall_changelist") + "?" + query
-    return format_html('<a href="{}">OneOffice calls</a>', url)
+    return format_html('<a href="{}">OneOffice calls</a>', call_log_url(**filters))
+
+
+def attempts_label(obj) -> str:
+    """Attempts, worded for the object's state: a settled object has nothing pending."""
+    if obj.attempts == 0:
+        return "-"
+    if obj.status == "pending":
+        return f"{obj.attempts} so far at the pending operation"
+    return f"{obj.attempts} at the last operation"
+
+
+TIMELINE_LENGTH = 10
+
+
+def timeline(calls, log_url: str) -> str:
+    """The latest provisioning calls as a short table: when (with its zone), what, outcome, who."""
+    calls = list(calls[: TIMELINE_LENGTH + 1])
+    if not calls:
+        return mark_safe('<p class="timeline-empty">Nothing sent to OneOffice yet.</p>')
+    rows = format_html_join(
+        "",
+        '<tr><td class="nowrap">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+        (
+            (
+                date_format(timezone.localtime(call.started_at), "DATETIME_FORMAT"),
+                call.method,
+                call.order.number if call.order_id else "",
+                call.get_outcome_display()
+                + (f" (attempt {call.attempt})" if call.attempt > 1 else ""),
+                call.triggered_by_label,
+            )
+            for call in calls[:TIMELINE_LENGTH]
+        ),
+    )
+    more = (
+        f"Latest {TIMELINE_LENGTH} shown; the call log has all of them."
+        if len(calls) > TIMELINE_LENGTH
+        else "The call log has what was sent and answered."
+    )
+    return format_html(
+        '<table class="timeline"><thead><tr><th>When</th><th>Call</th><th>Order</th>'
+        "<th>Outcome</th><th>By</th></tr></thead><tbody>{}</tbody></table>"
+        '<p class="help">{} <a href="{}">Open the call log</a></p>',
+        rows,
+        more,
+        log_url,
+    )
 
 
 class NeedsAttentionFilter(admin.SimpleListFilter):
@@ -236,20 +327,40 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class SubscriptionCallsFilter(admin.SimpleListFilter):
+    """The calls of one subscription: its first order's and its renewals'. Reached by link."""
+
+    title = "subscription"
+    parameter_name = "subscription"
+
+    def _pk(self) -> int | None:
+        value = self.value()
+        return int(value) if value and value.isascii() and value.isdigit() else None
+
+    def lookups(self, request, model_admin):
+        from orders.models import Order
+
+        number = Order.objects.filter(pk=self._pk()).values_list("number", flat=True).first()
+        return [(str(self._pk()), f"{number} and its renewals")] if number else []
+
+    def queryset(self, request, queryset):
+        if self._pk() is not None:
+            return queryset.filter(Q(order_id=self._pk()) | Q(order__parent_id=self._pk()))
+        return queryset
+
+
 @admin.register(ProvisioningCall)
 class ProvisioningCallAdmin(ReadOnlyAdmin):
     list_display = [
-        "started_at",
+        "started",
         "method",
-        "outcome",
-        "customer",
+        "outcome_label",
+        "customer_name",
         "order",
-        "attempt",
-        "http_status",
-        "duration_ms",
         "triggered_by_label",
     ]
-    list_filter = ["method", "outcome", "settled_earlier"]
+    list_display_links = ["started"]
+    list_filter = [SubscriptionCallsFilter, "method", "outcome", "settled_earlier"]
     list_select_related = ["customer", "order", "triggered_by"]
     search_fields = ["customer__code", "customer__name", "order__number", "error"]
     date_hierarchy = "started_at"
@@ -258,3 +369,25 @@ class ProvisioningCallAdmin(ReadOnlyAdmin):
     @admin.display(description="triggered by")
     def triggered_by_label(self, obj):
         return obj.triggered_by_label
+
+    @admin.display(description="started at", ordering="started_at")
+    def started(self, obj):
+        return date_format(timezone.localtime(obj.started_at), "SHORT_DATETIME_FORMAT")
+
+    @admin.display(description="outcome", ordering="outcome")
+    def outcome_label(self, obj):
+        label = obj.get_outcome_display()
+        if obj.attempt > 1:
+            label = f"{label}, attempt {obj.attempt}"
+        answer = f"HTTP {obj.http_status or '-'}"
+        if obj.duration_ms is not None:
+            answer += f", {obj.duration_ms} ms"
+        return format_html('{}<small class="below">{}</small>', label, answer)
+
+    @admin.display(description="customer", ordering="customer__name")
+    def customer_name(self, obj):
+        if obj.customer_id is None:
+            return "-"
+        return format_html(
+            '<span class="truncate short" title="{}">{}</span>', obj.customer, obj.customer.name
+        )

@@ -18,3 +18,13 @@ class RedactSecretsFilter(logging.Filter):
                 record.msg = message.replace(key, REDACTED)
                 record.args = None
         return True
+
+
+class NoClientErrorTracebackFilter(logging.Filter):
+    """A 403 or 404 is the user's answer, not a fault: log its line, not its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and 400 <= getattr(record, "status_code", 500) < 500:
+            record.exc_info = None
+            record.exc_text = None
+        return True

@@ -3,6 +3,7 @@ that take customers and orders through the real service."""
 
 import ipaddress
 import socket
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -33,6 +34,16 @@ def _loopback_only(self, address):
 
 
 socket.socket.connect = _loopback_only
+
+BROWSER_TESTS = Path(__file__).parent / "browser"
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Browser tests run only when named (`make test-browser`): `make test` stays fast."""
+    if collection_path != BROWSER_TESTS:
+        return None
+    named = [Path(arg.split("::")[0]).resolve() for arg in config.args]
+    return not any(p == BROWSER_TESTS or BROWSER_TESTS in p.parents for p in named)
 
 
 @pytest.fixture(scope="session")

@@ -212,7 +212,7 @@ def test_customer_change_form_keeps_status_and_mirrored_fields_read_only(staff):
 
     form = response.context["adminform"].form
     fixed = ["status", "oneoffice_id", "partner", "remote_created_at", "is_active"]
-    fixed += ["onboarding_url", "last_error", "attempts"]
+    fixed += ["onboarding_url", "last_error", "attempts_display"]
     for name in fixed:
         assert name not in form.fields
         assert name in response.context["adminform"].readonly_fields
@@ -321,8 +321,13 @@ def test_renew_selected_reports_each_subscription(staff, sandbox):
     early = _subscription(date(2027, 2, 10))
 
     with travel(2027, 2, 20):
-        response = _bulk(staff, ORDERS, "renew_selected", due, early)
+        confirmation = _bulk(staff, ORDERS, "renew_selected", due, early)
+        response = _bulk(staff, ORDERS, "renew_selected", due, early, post="yes")
 
+    # The confirmation shows each new term as the portal will record it, and the early one's date.
+    page = confirmation.content.decode()
+    assert "from 28 Feb 2027 to 28 Mar 2027" in page
+    assert "Too early: renewals open on 23 Feb 2027" in page
     texts = [text for _, text in _messages(response)]
     assert len(texts) == 2
     assert any("renewed" in t and due.renewals.get().number in t for t in texts)

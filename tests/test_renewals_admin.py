@@ -122,7 +122,8 @@ def test_renewals_page_renew_button_renews_on_oneoffice(client, sales_user, acti
     ):
         client.force_login(sales_user)
         html = client.get(PAGE).content.decode()
-        assert f'action="{provision_url(active_order)}"' in html
+        assert f'href="{provision_url(active_order)}"' in html
+        assert "Renew subscription" in client.get(provision_url(active_order)).content.decode()
 
         response = client.post(provision_url(active_order), follow=True)
 
