@@ -16,6 +16,7 @@ from orders.models import Order
 from portal import provisioning
 from portal.admin import Provisioning, ProvisioningAdminMixin, call_log_link
 from portal.spreadsheets import csv_cell
+from portal.widgets import SafeAutocompleteMixin
 
 S = Order.Status
 BOOKKEEPING = [
@@ -120,7 +121,7 @@ class FirstOrderChangeList(ChangeList):
 
 
 @admin.register(Order)
-class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
+class OrderAdmin(SafeAutocompleteMixin, ProvisioningAdminMixin, admin.ModelAdmin):
     list_display = [
         "number",
         "customer",
