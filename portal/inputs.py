@@ -47,7 +47,7 @@ def validate_plain_text(value: str) -> None:
             params={"found": ", ".join(found[:5])},
         )
     if value and all(char.isspace() or unicodedata.category(char)[0] == "M" for char in value):
-        raise ValidationError("Enter at least one visible character.", code="blank")
+        raise ValidationError("Enter at least one visible character.", code="invisible")
 
 
 def one_line(text: str) -> str:
