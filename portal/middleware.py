@@ -58,11 +58,16 @@ def _nul_in(request: HttpRequest) -> str | None:
 
 def _admin_refusal(request: HttpRequest, model_admin) -> str | None:
     """What in this admin request the admin does not offer, in words; None when all is fine."""
+    hierarchy = getattr(model_admin, "date_hierarchy", None)
+    browsing = {f"{hierarchy}{LOOKUP_SEP}{unit}" for unit in ("year", "month", "day")}
     for key, values in request.GET.lists():
-        refusal = _lookup_refusal(model_admin.model, key, values)
+        refusal = (
+            None
+            if hierarchy and key in browsing
+            else _lookup_refusal(model_admin.model, key, values)
+        )
         if refusal:
             return refusal
-    hierarchy = getattr(model_admin, "date_hierarchy", None)
     if hierarchy:
         refusal = _date_hierarchy_refusal(request, hierarchy)
         if refusal:
