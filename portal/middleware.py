@@ -126,8 +126,9 @@ def _date_hierarchy_refusal(request: HttpRequest, field: str) -> str | None:
         return None
     try:
         year, month, day = (int(part) if part is not None else 1 for part in parts)
-        # The admin also needs the next day, month or year to exist.
-        if not date.min.year <= year < date.max.year:
+        # The admin also needs the next day, month or year to exist, and the first and last
+        # years overflow when shifted from DJANGO_TIME_ZONE to UTC.
+        if not date.min.year < year < date.max.year:
             raise ValueError
         date(year, month, day)
     except ValueError:
@@ -136,7 +137,7 @@ def _date_hierarchy_refusal(request: HttpRequest, field: str) -> str | None:
     return None
 
 
-def _model_admin_of(view_func) -> BaseModelAdmin | None:
+def model_admin_of(view_func) -> BaseModelAdmin | None:
     """The ModelAdmin a view belongs to: its standard URLs carry it as `model_admin`, the views
     an admin adds through `admin_site.admin_view(self.some_view)` wrap one of its methods."""
     while view_func is not None:
@@ -163,7 +164,7 @@ class CraftedInputMiddleware:
         return self.get_response(request)
 
     def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs):
-        model_admin = _model_admin_of(view_func)
+        model_admin = model_admin_of(view_func)
         if model_admin is None:
             return None
         refusal = _admin_refusal(request, model_admin)

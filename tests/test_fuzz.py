@@ -20,7 +20,7 @@ from django.db import models
 from django.test import RequestFactory
 from django.urls import URLResolver, get_resolver, reverse
 
-from portal.middleware import _model_admin_of
+from portal.middleware import model_admin_of
 from tests.factories import OrderFactory
 
 OUR_APPS = {"portal", "customers", "orders"}
@@ -52,6 +52,7 @@ DATE_LOOKUPS = {
 HIERARCHY_DATES = [
     {"year": "abc"},
     {"year": "0"},
+    {"year": "1"},
     {"year": "9999"},
     {"year": "10000"},
     {"year": "99999999999999999999"},
@@ -113,7 +114,7 @@ def admin_urls() -> list[AdminUrl]:
         if not route.startswith("admin/") or route.startswith("admin/^"):
             continue
         callback = pattern.callback
-        model_admin = _model_admin_of(callback)
+        model_admin = model_admin_of(callback)
         if _ours(callback, model_admin) or pattern.name == "autocomplete":
             found.append(AdminUrl(route, pattern.name or "", model_admin))
     return found
