@@ -3,6 +3,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from portal.ids import MAX_LENGTH, validate_remote_id
+from portal.inputs import validate_plain_text
 from portal.models import Provisioned
 
 validate_phone = RegexValidator(
@@ -45,10 +46,12 @@ class Customer(Provisioned):
         validators=[validate_remote_id],
         help_text="Sent to OneOffice as the customer's id. Left blank, one is generated.",
     )
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[validate_plain_text])
     admin_email = models.EmailField("admin email")
     admin_phone = models.CharField("admin phone", max_length=32, validators=[validate_phone])
-    admin_display_name = models.CharField("admin display name", max_length=200)
+    admin_display_name = models.CharField(
+        "admin display name", max_length=200, validators=[validate_plain_text]
+    )
     account_manager = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

@@ -29,6 +29,7 @@ from portal.admin import (
 )
 from portal.models import ProvisioningCall
 from portal.spreadsheets import csv_cell
+from portal.widgets import SafeAutocompleteMixin
 
 S = Order.Status
 BOOKKEEPING = [
@@ -69,6 +70,8 @@ def _confirm_suspend(order: Order) -> str:
 
 def _confirm_renew(order: Order) -> str:
     """The renewal as the portal will record it: the same arithmetic as the service."""
+    if order.current_term_end is None:
+        return f"Renew {_describe(order)}. It has no term yet; the portal will refuse it."
     today = terms.vendor_date()  # the service's check counts from OneOffice's today
     start = terms.renewal_start(order.current_term_end, today)
     end = terms.term_end(start, order.duration)
@@ -173,7 +176,7 @@ class FirstOrderChangeList(ChangeList):
 
 
 @admin.register(Order)
-class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
+class OrderAdmin(SafeAutocompleteMixin, ProvisioningAdminMixin, admin.ModelAdmin):
     list_display = [
         "order_id",
         "customer_name",

@@ -8,6 +8,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from portal.ids import MAX_LENGTH, validate_remote_id
+from portal.inputs import AsciiPositiveIntegerField
 from portal.models import Provisioned, lease_free_q
 
 MAX_LICENSES = 100_000
@@ -92,7 +93,7 @@ class Order(Provisioned):
         help_text="The first order this renews; empty for a first order.",
     )
     product = models.CharField(max_length=16, choices=Product.choices)
-    licenses = models.PositiveIntegerField(
+    licenses = AsciiPositiveIntegerField(
         validators=[MinValueValidator(1), MaxValueValidator(MAX_LICENSES)]
     )
     duration = models.CharField(max_length=16, choices=Duration.choices)

@@ -2,9 +2,10 @@
 
 These are emails, not vendor calls, so nothing here goes through `portal.provisioning`.
 
-A reminder is claimed before it is sent: its row is inserted in its own transaction, and a
-unique constraint allows one regular reminder per subscription and term. A second run, even
-on another cluster at the same moment, fails to insert and leaves that subscription alone.
+A reminder is claimed before it is sent: its row is inserted first, and a unique constraint
+allows one regular reminder per subscription and term. A run claims everything it will remind
+in one statement, so of runs started at the same moment (even on two clusters) one claims every
+due subscription and sends the digests, and the others claim nothing and send nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import date, timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import EmailMessage
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.urls import reverse
 from django.utils import timezone
@@ -25,6 +26,7 @@ from django.utils import timezone
 from orders import terms
 from orders.models import Order, ReminderRun, RenewalReminder
 from orders.selectors import LAPSED, order_list_due_for_renewal
+from portal.inputs import one_line
 from portal.notifications import admin_url
 
 logger = logging.getLogger(__name__)
@@ -32,6 +34,10 @@ logger = logging.getLogger(__name__)
 # A claim still unsent after this long belongs to a run that died between claiming and
 # sending (the cluster's task timeout is far shorter); the next run may take it over.
 STALE_CLAIM = timedelta(hours=1)
+# What sending can raise: the server refusing or unreachable (OSError, smtplib's errors
+# included), or a header or address Python's email package will not write (ValueError, which
+# BadHeaderError is).
+SEND_ERRORS = (OSError, ValueError)
 
 
 class ReminderError(Exception):
@@ -73,14 +79,12 @@ def send_renewal_reminders(*, today: date | None = None) -> ReminderRun:
         )
         run.lapsed_count = sum(order.renewal_state == LAPSED for order in listed)
         run.due_count = len(listed) - run.lapsed_count
-        items = []
-        for order in listed:
-            if order.reminded:
-                continue
-            reminder = _claim(order, run)
-            if reminder is not None:
-                days = terms.days_left(order.current_term_end, today)
-                items.append(_Item(order, reminder, days, []))
+        claimed = _claim([order for order in listed if not order.reminded], run)
+        items = [
+            _Item(order, claimed[order.pk], terms.days_left(order.current_term_end, today), [])
+            for order in listed
+            if order.pk in claimed
+        ]
         if items:
             _deliver(run, items, today, errors)
     except Exception as exc:
@@ -124,7 +128,7 @@ def reminder_resend(*, subscription: Order, by: AbstractBaseUser | None = None) 
     )
     item = _Item(order, reminder, terms.days_left(order.current_term_end, today), [])
     message = EmailMessage(
-        subject=f"OneOffice renewal reminder: {order.number} for {order.customer.name}",
+        subject=one_line(f"OneOffice renewal reminder: {order.number} for {order.customer.name}"),
         body=_body(
             "A reminder, sent again from the portal: this subscription is due for renewal.",
             [item],
@@ -135,7 +139,7 @@ def reminder_resend(*, subscription: Order, by: AbstractBaseUser | None = None) 
     )
     try:
         message.send()
-    except OSError as exc:
+    except SEND_ERRORS as exc:
         reminder.delete()
         logger.warning("renewal reminder for %s not sent: %s", order.number, exc)
         raise ReminderError(f"The reminder for {order} was not sent: {exc}") from None
@@ -151,15 +155,22 @@ def _release_stale_claims() -> None:
     ).delete()
 
 
-def _claim(order: Order, run: ReminderRun) -> RenewalReminder | None:
-    """The reminder row for this term, or None when another run has it already."""
-    try:
-        with transaction.atomic():
-            return RenewalReminder.objects.create(
-                subscription=order, term_end=order.current_term_end, run=run
-            )
-    except IntegrityError:
-        return None
+def _claim(orders: list[Order], run: ReminderRun) -> dict[int, RenewalReminder]:
+    """The reminder rows this run won, by subscription id.
+
+    One INSERT for them all, in id order, skipping rows that exist: a run inserting at the same
+    moment waits on the first row until this one commits, then finds every row taken. Claiming
+    one subscription at a time instead let simultaneous runs share them out, and each sent its
+    own digest of its share.
+    """
+    rows = [
+        RenewalReminder(subscription=order, term_end=order.current_term_end, run=run)
+        for order in sorted(orders, key=lambda order: order.pk)
+    ]
+    with transaction.atomic():
+        RenewalReminder.objects.bulk_create(rows, ignore_conflicts=True)
+    won = RenewalReminder.objects.filter(run=run, forced=False)
+    return {reminder.subscription_id: reminder for reminder in won}
 
 
 def _account_manager_email(order: Order) -> str:
@@ -211,7 +222,7 @@ def _deliver(run: ReminderRun, items: list[_Item], today: date, errors: list[str
 def _send(run: ReminderRun, message: EmailMessage, items: list[_Item], errors: list[str]) -> None:
     try:
         message.send()
-    except OSError as exc:
+    except SEND_ERRORS as exc:
         errors.append(f"Email to {', '.join(message.to)} not sent: {exc}")
         logger.warning("renewal reminder email to %s not sent: %s", message.to, exc)
         return
@@ -244,7 +255,7 @@ def _when(days_left: int) -> str:
 def _line(item: _Item) -> str:
     order = item.order
     return (
-        f"- {order.number}  {order.customer.name} ({order.customer.code})  "
+        f"- {order.number}  {one_line(order.customer.name)} ({order.customer.code})  "
         f"{order.product}  {order.licenses} licenses  "
         f"term ends {order.current_term_end:%Y-%m-%d}  {_when(item.days_left)}\n"
         f"  {admin_url(order)}"
@@ -273,7 +284,7 @@ def _summary_body(run: ReminderRun, items: list[_Item], today: date) -> str:
     for item in items:
         manager = item.order.customer.account_manager
         label = (
-            f"{manager.get_full_name() or manager.get_username()} <{manager.email}>"
+            one_line(f"{manager.get_full_name() or manager.get_username()} <{manager.email}>")
             if _account_manager_email(item.order)
             else "No account manager (reminded only here)"
         )

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -107,7 +107,9 @@ class ProvisioningAdminMixin:
 
     def provisioning_view(self, request, object_id: str, name: str):
         action = next((a for a in self.provisioning_actions if a.name == name), None)
-        obj = get_object_or_404(self.get_queryset(request), pk=object_id)
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404(f"No {self.model._meta.verbose_name} with id {object_id[:40]!r}.")
         if action is None:
             raise PermissionDenied
         if not request.user.has_perm(action.permission(obj)):

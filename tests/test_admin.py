@@ -519,9 +519,11 @@ def test_order_change_page_links_to_its_calls(staff, active_order):
 
 
 @pytest.fixture
-def call_log(sandbox, active_order):
-    """Calls of each method and a refusal: register, place, a refused suspend."""
-    sandbox.inject("suspendOrder", "respond", status=400, body='"no"')
+def call_log(sandbox, active_order, settings):
+    """Calls of each method and a refusal: register, place, a refused suspend whose answer
+    quotes the API key back, as a careless vendor error might."""
+    body = f'"key {settings.ONEOFFICE_API_KEY} may not suspend orders"'
+    sandbox.inject("suspendOrder", "respond", status=400, body=body)
     with pytest.raises(provisioning.VendorRefused):
         provisioning.order_suspend(order=active_order)
     return list(ProvisioningCall.objects.order_by("id"))
@@ -567,8 +569,12 @@ def test_call_log_never_shows_the_api_key(staff, call_log, settings):
         staff.get(reverse("admin:portal_provisioningcall_change", args=[c.pk])) for c in call_log
     ]
 
+    # The key did come back from the vendor, and the log holds it redacted.
+    assert "[redacted]" in call_log[-1].response_body
+    assert "key [redacted] may not suspend" in call_log[-1].error
     for page in pages:
         assert settings.ONEOFFICE_API_KEY not in page.content.decode()
+    assert "key [redacted] may not suspend" in pages[-1].content.decode()
 
 
 # The sandbox banner ---------------------------------------------------------------------------

@@ -1,19 +1,25 @@
-"""Management commands: the local superuser, and the sandbox command (not started here: it
-blocks)."""
+"""Management commands: the local superuser, and the sandbox command run as a process."""
 
+import json
+import os
 import re
+import signal
+import subprocess
+import sys
 from io import StringIO
 
 import pytest
+import requests
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management import CommandError, call_command, load_command_class
-
-from portal.management.commands.oneoffice_sandbox import Command as SandboxCommand
+from django.core.management import call_command
 
 pytestmark = pytest.mark.django_db
 
 User = get_user_model()
 PASSWORD = re.compile(r"with password: (\S+)")
+COMMAND_KEY = "command-test-key-7f3a9c"
+ADMIN = {"email": "admin@acme.example", "phone": "111111111", "displayName": "Isa Aswath"}
 
 
 def _run(*args) -> str:
@@ -76,17 +82,64 @@ def test_ensure_superuser_ignores_staff_who_are_not_superusers(sales_user):
     assert PASSWORD.search(output)
 
 
-def test_oneoffice_sandbox_command_loads_with_its_options(settings):
-    command = load_command_class("portal", "oneoffice_sandbox")
-    parser = command.create_parser("manage.py", "oneoffice_sandbox")
+def _sandbox_command(*args: str) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "ONEOFFICE_API_KEY": COMMAND_KEY,
+        "PYTHONUNBUFFERED": "1",
+    }
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "oneoffice_sandbox", "--port", "0", *args],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
-    defaults = parser.parse_args([])
-    chosen = parser.parse_args(["--port", "9999", "--response-style", "old"])
 
-    assert isinstance(command, SandboxCommand)
-    assert defaults.port == settings.ONEOFFICE_SANDBOX_PORT
-    assert defaults.response_style == "new"
-    assert defaults.host == "127.0.0.1"
-    assert (chosen.port, chosen.response_style) == (9999, "old")
-    with pytest.raises(CommandError, match="response-style"):
-        parser.parse_args(["--response-style", "newest"])
+def _rpc(url: str, method: str, params: dict, key: str = COMMAND_KEY) -> requests.Response:
+    return requests.request(
+        "GET", url, json={"method": method, "params": params}, headers={"x-api-key": key}, timeout=5
+    )
+
+
+def test_oneoffice_sandbox_command_serves_the_api_with_the_options_given(tmp_path):
+    state = tmp_path / "sandbox.json"
+    process = _sandbox_command("--state", str(state), "--response-style", "old")
+    try:
+        started = process.stdout.readline()
+        url = re.search(r"listening on (\S+) \(state: (.+)\)", started)[1]
+        created = _rpc(url, "createCustomer", {"id": "C-1", "name": "Acme", "admin": ADMIN})
+        wrong_key = _rpc(url, "createCustomer", {"id": "C-2", "name": "B", "admin": ADMIN}, "x")
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=20)
+
+    assert f"(state: {state})" in started
+    assert created.status_code == 200
+    # --response-style old: integer ids, no onboarding url.
+    assert isinstance(created.json()["id"], int) and "url" not in created.json()
+    assert wrong_key.status_code in (401, 403)
+    assert list(json.loads(state.read_text())["customers"]) == ["C-1"]
+    assert process.returncode == 0, process.stderr.read()
+
+
+def test_oneoffice_sandbox_command_defaults_and_refuses_an_unknown_style(tmp_path):
+    state = tmp_path / "sandbox.json"
+    process = _sandbox_command("--state", str(state))
+    try:
+        url = re.search(r"listening on (\S+)", process.stdout.readline())[1]
+        created = _rpc(url, "createCustomer", {"id": "C-1", "name": "Acme", "admin": ADMIN})
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=20)
+    refused = _sandbox_command("--response-style", "newest")
+    refused.wait(timeout=20)
+
+    assert url.startswith("http://127.0.0.1:")
+    # The new style by default: string ids and an onboarding url.
+    assert isinstance(created.json()["id"], str) and created.json()["url"]
+    assert refused.returncode != 0
+    assert "response-style" in refused.stderr.read()

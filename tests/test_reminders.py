@@ -269,6 +269,36 @@ def test_send_renewal_reminders_in_two_runs_at_once_reminds_each_term_once(alice
         assert digests.count(order.number) == (0 if i % 3 == 2 else 1)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_send_renewal_reminders_in_three_runs_at_once_sends_one_digest_per_recipient(alice, bob):
+    for i in range(30):
+        subscription((alice, bob, None)[i % 3], days_left=i % 16 - 1)
+    start = threading.Barrier(3)
+    runs, failures = [], []
+
+    def run():
+        try:
+            start.wait(timeout=10)
+            runs.append(send_renewal_reminders(today=TODAY))
+        except Exception as exc:  # reported by the assertion below
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert failures == []
+    assert sorted(r.sent_count for r in runs) == [0, 0, 30]
+    assert len(to(alice.email)) == 1
+    assert len(to(bob.email)) == 1
+    assert len(to(MANAGERS)) == 1
+    assert len(mail.outbox) == 3
+
+
 @pytest.mark.django_db
 def test_reminder_resend_sends_again_and_records_a_forced_reminder(alice, manager_user):
     order = subscription(alice, days_left=6)

@@ -155,6 +155,43 @@ def test_renewals_page_resend_sends_the_reminder_again(client, manager_user, set
 
 
 @pytest.mark.django_db
+def test_renewals_page_resend_for_a_name_with_a_newline_sends_it_on_one_line(client, manager_user):
+    order = subscription(3)
+    # Stored before names were checked, or written around the forms.
+    CustomerFactory._meta.model.objects.filter(pk=order.customer_id).update(
+        name="Acme\nBcc: someone@elsewhere.example\u202e"
+    )
+    client.force_login(manager_user)
+
+    response = client.post(resend_url(order), follow=True)
+
+    [message] = mail.outbox
+    assert message.subject == f"OneOffice renewal reminder: {order.number} for Acme Bcc: " + (
+        "someone@elsewhere.example"
+    )
+    assert "\n  Bcc" not in message.body and "Acme Bcc: someone" in message.body
+    assert RenewalReminder.objects.get(forced=True).sent_at is not None
+    assert "re-sent" in [str(m) for m in response.context["messages"]][0]
+
+
+@pytest.mark.django_db
+def test_renewals_page_resend_that_cannot_be_sent_leaves_no_reminder(
+    client, manager_user, settings
+):
+    order = subscription(3)
+    settings.MANAGERS_EMAIL = "desk@reseller.example\nBcc: someone@elsewhere.example"
+    client.force_login(manager_user)
+
+    response = client.post(resend_url(order), follow=True)
+
+    assert response.status_code == 200
+    assert mail.outbox == []
+    assert not RenewalReminder.objects.exists()
+    [shown] = [str(m) for m in response.context["messages"]]
+    assert f"The reminder for {order} was not sent" in shown
+
+
+@pytest.mark.django_db
 def test_renewals_page_resend_of_an_order_not_due_says_so(client, manager_user):
     order = subscription(40)
     client.force_login(manager_user)
