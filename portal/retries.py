@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, TypedDict
 
 from django.conf import settings
 from django.db import transaction
@@ -22,10 +23,23 @@ from orders.models import Order
 from portal import notifications
 from portal.models import ProvisioningCall
 
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
 Subject = Customer | Order
 Outcome = ProvisioningCall.Outcome
 # The latest call of a pending object ended like this: nothing settled it yet.
 UNSETTLED = (Outcome.IN_FLIGHT, Outcome.UNKNOWN, Outcome.NOT_SENT, Outcome.NOT_NOW)
+
+
+if TYPE_CHECKING:
+
+    class _LatestCall(TypedDict):
+        latest_call_id: int
+        latest_outcome: str
+
+    # What `_stranded` adds to each object it finds.
+    Stranded = WithAnnotations[Customer, _LatestCall] | WithAnnotations[Order, _LatestCall]
 
 
 def _kind(subject: Subject | type[Subject]) -> str:
@@ -86,7 +100,7 @@ def plan_retry(subject: Subject, call: ProvisioningCall, *, not_before: datetime
         transaction.on_commit(lambda: notifications.retries_exhausted(subject))
 
 
-def _stranded(model: type[Subject], *, now: datetime) -> list[Subject]:
+def _stranded(model: type[Subject], *, now: datetime) -> list[Stranded]:
     calls = ProvisioningCall.objects.filter(**{_kind(model): OuterRef("pk")})
     if model is Customer:
         calls = calls.filter(order__isnull=True)

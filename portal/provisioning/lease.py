@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Field, Q
 from django.utils import timezone
 
 from customers.models import Customer
@@ -54,12 +54,18 @@ def reload(subject: Subject) -> None:
         raise NotAllowed(f"{subject} is not saved yet; save it first. Nothing was sent.")
     changed = subject.unsaved_fields()
     if changed:
-        names = ", ".join(str(subject._meta.get_field(name).verbose_name) for name in changed)
+        names = ", ".join(field_label(subject, name) for name in changed)
         raise NotAllowed(
             f"{subject} has unsaved changes ({names}); save them first. Nothing was sent."
         )
     subject.refresh_from_db()
     subject.remember_stored()
+
+
+def field_label(subject: Subject, name: str) -> str:
+    field = subject._meta.get_field(name)
+    # Relations seen from the other side have no label of their own; their name is the label.
+    return str(field.verbose_name) if isinstance(field, Field) else name
 
 
 def reload_and_check_state(subject: Subject, attempt: int | None, *, action: str) -> bool:
@@ -69,7 +75,7 @@ def reload_and_check_state(subject: Subject, attempt: int | None, *, action: str
     """
     reload(subject)
     # Customers have one operation; orders say which one is pending.
-    pending = getattr(subject, "pending_action", action)
+    pending = subject.pending_action if isinstance(subject, Order) else action
     if subject.can_retry() and pending == action:
         check_attempt(subject, attempt)
         return True
@@ -91,6 +97,6 @@ def check_attempt(subject: Subject, attempt: int | None) -> None:
 
 def describe_state(subject: Subject) -> str:
     state = subject.get_status_display()
-    if getattr(subject, "pending_action", ""):
+    if isinstance(subject, Order) and subject.pending_action:
         state += f" ({subject.get_pending_action_display()} not settled)"
     return state

@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import date
+from typing import TypeVar
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -24,12 +25,15 @@ from portal.provisioning.errors import (
     NeedsDecisionError,
     VendorRefused,
 )
+from portal.provisioning.lease import field_label
 from portal.provisioning.outcomes import Decision, Settle, classify
 
 logger = logging.getLogger("portal.provisioning")
 
 Outcome = ProvisioningCall.Outcome
 Subject = Customer | Order
+# One operation's object: its `on_ok` and `refused_status` take that same model.
+S = TypeVar("S", Customer, Order)
 
 _clients: dict[tuple, oneoffice.OneOfficeClient] = {}
 
@@ -57,7 +61,7 @@ def validate(subject: Subject) -> None:
         errors = exc.message_dict
         parts = []
         for name, messages in errors.items():
-            label = subject._meta.get_field(name).verbose_name if name != "__all__" else "Error"
+            label = field_label(subject, name) if name != "__all__" else "Error"
             parts.append(f"{str(label).capitalize()}: {' '.join(messages)}")
         raise InvalidInput("Not sent. " + " ".join(parts), errors) from None
 
@@ -66,7 +70,7 @@ def commit_attempt(
     subject: Subject,
     request: oneoffice.Request,
     *,
-    by: AbstractBaseUser | None,
+    by: User | AnonymousUser | None,
     retrying: bool,
     pending_action: str = "",
 ) -> ProvisioningCall:
@@ -93,7 +97,7 @@ def commit_attempt(
             params=request.params,
             customer=subject if isinstance(subject, Customer) else subject.customer,
             order=subject if isinstance(subject, Order) else None,
-            triggered_by=by if by is not None and by.pk else None,
+            triggered_by=by if isinstance(by, User) and by.pk else None,
             attempt=subject.attempts,
             status_before=status_before,
         )
@@ -120,13 +124,13 @@ def settle_stale_calls(subject: Subject, method: str) -> str:
 
 
 def send(
-    subject: Subject,
+    subject: S,
     call: ProvisioningCall,
     request: oneoffice.Request,
     *,
-    on_ok: Callable[[Subject, oneoffice.Reply | None, date], list[str]],
-    refused_status: Callable[[Subject, ProvisioningCall], str],
-):
+    on_ok: Callable[[S, oneoffice.Reply | None, date], list[str]],
+    refused_status: Callable[[S, ProvisioningCall], str],
+) -> S:
     """Send outside any transaction, then record the outcome (second transaction)."""
     try:
         reply = client().send(request)
@@ -147,21 +151,24 @@ def close_call(call: ProvisioningCall, outcome: str, exc_or_reply, error: str = 
 
 
 def record_done(
-    subject: Subject,
+    subject: S,
     call: ProvisioningCall,
     reply: oneoffice.Reply | oneoffice.VendorError,
     *,
-    on_ok: Callable[[Subject, oneoffice.Reply | None, date], list[str]],
+    on_ok: Callable[[S, oneoffice.Reply | None, date], list[str]],
     settled_earlier: bool = False,
 ) -> None:
     with transaction.atomic(durable=True):
         if settled_earlier:
             call.settled_earlier = True
-            close_call(call, Outcome.OK, reply, error=f"Settled: {reply.message}")
+            # Only a refusal settles a call earlier, and it carries OneOffice's words.
+            message = reply.message if isinstance(reply, oneoffice.VendorError) else ""
+            close_call(call, Outcome.OK, reply, error=f"Settled: {message}")
         else:
             close_call(call, Outcome.OK, reply)
         applied_at = subject.first_sent_at or call.started_at
-        fields = on_ok(subject, None if settled_earlier else reply, terms.vendor_date(applied_at))
+        done_reply = None if settled_earlier or isinstance(reply, oneoffice.VendorError) else reply
+        fields = on_ok(subject, done_reply, terms.vendor_date(applied_at))
         subject.last_error = ""
         subject.first_sent_at = None
         fields += ["last_error", "first_sent_at", "updated_at"]
@@ -173,13 +180,13 @@ def record_done(
 
 
 def record_failure(
-    subject: Subject,
+    subject: S,
     call: ProvisioningCall,
     exc: oneoffice.VendorError,
     *,
-    on_ok: Callable[[Subject, oneoffice.Reply | None, date], list[str]],
-    refused_status: Callable[[Subject, ProvisioningCall], str],
-):
+    on_ok: Callable[[S, oneoffice.Reply | None, date], list[str]],
+    refused_status: Callable[[S, ProvisioningCall], str],
+) -> S:
     """Second transaction after a failed call: record what `classify` decided, then raise."""
     may_have_landed = subject.first_sent_at is not None
     decision = classify(method=call.method, exc=exc, may_have_landed=may_have_landed)
@@ -211,7 +218,11 @@ def record_failure(
     logger.warning(
         "%s %s: %s (attempt %s): %s", call.method, subject, decision.outcome, call.attempt, exc
     )
-    raise decision.error(failure_message(decision, subject, exc, may_have_landed))
+    error = decision.error
+    if error is None:
+        # `classify` leaves the error out only of a decision that settles the call as done.
+        raise RuntimeError(f"{call.method} {subject}: a failure decided without an error.")
+    raise error(failure_message(decision, subject, exc, may_have_landed))
 
 
 def failure_message(

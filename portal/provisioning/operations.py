@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import date, timedelta
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import IntegrityError, transaction
 
 from customers.models import Customer
@@ -43,7 +43,7 @@ Subject = Customer | Order
 
 
 def customer_register(
-    *, customer: Customer, by: AbstractBaseUser | None = None, attempt: int | None = None
+    *, customer: Customer, by: User | AnonymousUser | None = None, attempt: int | None = None
 ) -> Customer:
     """Register the customer on OneOffice (`createCustomer`) under its `code`.
 
@@ -73,7 +73,7 @@ def customer_register(
 
 
 def order_place(
-    *, order: Order, by: AbstractBaseUser | None = None, attempt: int | None = None
+    *, order: Order, by: User | AnonymousUser | None = None, attempt: int | None = None
 ) -> Order:
     """Place a first order on OneOffice (`createFirstOrder`); its term starts the day it lands.
 
@@ -108,7 +108,7 @@ def order_place(
 
 
 def order_renew(
-    *, order: Order, by: AbstractBaseUser | None = None, attempt: int | None = None
+    *, order: Order, by: User | AnonymousUser | None = None, attempt: int | None = None
 ) -> Order:
     """Renew a subscription (`createRenewalOrder`); `order` is its first order.
 
@@ -137,7 +137,7 @@ def order_renew(
                 product=order.product,
                 licenses=order.licenses,
                 duration=order.duration,
-                created_by=by if by is not None and by.pk else None,
+                created_by=by if isinstance(by, User) and by.pk else None,
             )
             validate(renewal)
         request = oneoffice.create_renewal_order(parent_id=order.number, order_id=renewal.number)
@@ -155,7 +155,7 @@ def order_renew(
 
 
 def order_cancel(
-    *, order: Order, by: AbstractBaseUser | None = None, attempt: int | None = None
+    *, order: Order, by: User | AnonymousUser | None = None, attempt: int | None = None
 ) -> Order:
     """Cancel a subscription (`cancelOrder`); `order` is its first order.
 
@@ -173,7 +173,7 @@ def order_cancel(
 
 
 def order_suspend(
-    *, order: Order, by: AbstractBaseUser | None = None, attempt: int | None = None
+    *, order: Order, by: User | AnonymousUser | None = None, attempt: int | None = None
 ) -> Order:
     """Suspend an active subscription (`suspendOrder`); `order` is its first order.
 
@@ -191,7 +191,7 @@ def order_suspend(
 
 
 def customer_retry(
-    *, customer: Customer, by: AbstractBaseUser | None = None, attempt: int | None = None
+    *, customer: Customer, by: User | AnonymousUser | None = None, attempt: int | None = None
 ) -> Customer:
     """Re-send the pending registration of a customer, with the same id."""
     if not customer.can_retry():
@@ -200,13 +200,13 @@ def customer_retry(
 
 
 def order_retry(
-    *, order: Order, by: AbstractBaseUser | None = None, attempt: int | None = None
+    *, order: Order, by: User | AnonymousUser | None = None, attempt: int | None = None
 ) -> Order:
     """Re-send whatever is pending on this order (place, renew, cancel, suspend), same ids."""
     if not order.can_retry():
         raise NotAllowed(f"{order} has nothing pending to retry.")
     if not order.is_first_order:
-        return order_renew(order=order.parent, by=by, attempt=attempt)
+        return order_renew(order=_subscription_of(order), by=by, attempt=attempt)
     operation = {
         Order.Action.PLACE: order_place,
         Order.Action.CANCEL: order_cancel,
@@ -224,7 +224,7 @@ def order_needs_decision(order: Order) -> bool:
 
 
 def order_resolve_renewal(
-    *, renewal: Order, renewed: bool, by: AbstractBaseUser | None = None
+    *, renewal: Order, renewed: bool, by: User | AnonymousUser | None = None
 ) -> Order:
     """A person's decision on a renewal whose retry OneOffice answered ambiguously.
 
@@ -234,7 +234,7 @@ def order_resolve_renewal(
     """
     if renewal.is_first_order:
         raise NotAllowed(f"{renewal} is not a renewal.")
-    with leased(renewal.parent):
+    with leased(_subscription_of(renewal)):
         reload(renewal)
         call = calls_of(renewal).order_by("-started_at", "-id").first()
         if not renewal.can_retry() or call is None or call.outcome != Outcome.AMBIGUOUS:
@@ -273,6 +273,20 @@ def order_permission_for(order: Order) -> str:
     return f"{action}_order"
 
 
+def _subscription_of(renewal: Order) -> Order:
+    """The first order a renewal belongs to."""
+    if renewal.parent is None:
+        raise NotAllowed(f"{renewal} is not a renewal; it has no first order.")
+    return renewal.parent
+
+
+def _term_end_of(subscription: Order) -> date:
+    """The current term end of an active or suspended subscription."""
+    if subscription.current_term_end is None:
+        raise NotAllowed(f"{subscription} has no term end; it has not been placed.")
+    return subscription.current_term_end
+
+
 def _check_renewable(order: Order) -> None:
     if order.status == Order.Status.CANCELLED:
         raise NotAllowed(f"{order} is cancelled; cancelled subscriptions cannot be renewed.")
@@ -283,11 +297,12 @@ def _check_renewable(order: Order) -> None:
         )
     window = settings.ONEOFFICE_RENEWAL_WINDOW_DAYS
     # OneOffice counts the days left from its own today.
-    left = terms.days_left(order.current_term_end, terms.vendor_date())
+    term_end = _term_end_of(order)
+    left = terms.days_left(term_end, terms.vendor_date())
     if left > window:
-        opens = order.current_term_end - timedelta(days=window)
+        opens = term_end - timedelta(days=window)
         raise NotAllowed(
-            f"{order} has {left} days left on its term (ends {order.current_term_end:%d %b %Y}); "
+            f"{order} has {left} days left on its term (ends {term_end:%d %b %Y}); "
             f"OneOffice renews only in the last {window} days, from {opens:%d %b %Y}."
         )
 
@@ -295,7 +310,7 @@ def _check_renewable(order: Order) -> None:
 def _change_subscription(
     *,
     order: Order,
-    by: AbstractBaseUser | None,
+    by: User | AnonymousUser | None,
     attempt: int | None,
     action: str,
     build: Callable[..., oneoffice.Request],
@@ -355,9 +370,11 @@ def _placed(order: Order, reply: oneoffice.Reply | None, applied_on: date) -> li
 
 
 def _renewed(renewal: Order, reply: oneoffice.Reply | None, applied_on: date) -> list[str]:
+    if renewal.parent_id is None:
+        raise NotAllowed(f"{renewal} is not a renewal; it has no first order.")
     subscription = Order.objects.select_for_update().get(pk=renewal.parent_id)
     renewal.status = Order.Status.ACTIVE
-    renewal.term_start = terms.renewal_start(subscription.current_term_end, applied_on)
+    renewal.term_start = terms.renewal_start(_term_end_of(subscription), applied_on)
     renewal.term_end = terms.term_end(renewal.term_start, renewal.duration)
     subscription.current_term_end = renewal.term_end
     if subscription.status == Order.Status.SUSPENDED:

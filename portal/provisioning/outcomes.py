@@ -22,7 +22,8 @@ Outcome = ProvisioningCall.Outcome
 # Refusals that, on a retry after an unknown outcome, prove the earlier attempt landed.
 # A duplicate on another column (the vendor's documented "users_email") says nothing about our id.
 _ID_EXISTS = r"^(?!.*email)(?=.*(duplicate key|already exists))"
-_SETTLES = {
+# Keyed by the stored method name: `classify` gets it from the call log as a plain string.
+_SETTLES: dict[str, re.Pattern[str]] = {
     ProvisioningCall.Method.CREATE_CUSTOMER: re.compile(_ID_EXISTS, re.I | re.S),
     ProvisioningCall.Method.CREATE_FIRST_ORDER: re.compile(_ID_EXISTS, re.I | re.S),
     ProvisioningCall.Method.CREATE_RENEWAL_ORDER: re.compile(_ID_EXISTS, re.I | re.S),
@@ -32,7 +33,7 @@ _SETTLES = {
 # Refusals that, on a retry after an unknown outcome, may or may not mean the earlier attempt
 # landed. "Too early to renew" is true after a renewal that landed, but also when OneOffice's
 # term end is later than ours (its "today" in another zone, a retry that crossed midnight).
-_AMBIGUOUS = {
+_AMBIGUOUS: dict[str, re.Pattern[str]] = {
     ProvisioningCall.Method.CREATE_RENEWAL_ORDER: re.compile(r"more than \d+ days|days left", re.I)
 }
 
