@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +32,9 @@ _request_id: ContextVar[str | None] = ContextVar("log_request_id", default=None)
 _fields: ContextVar[dict[str, str]] = ContextVar("log_fields", default={})  # noqa: B039
 
 CONTEXT_FIELDS = ("object", "vendor_method")
+# What the request log line adds (LOG_REQUESTS).
+REQUEST_FIELDS = ("method", "path", "status", "duration_ms")
+request_logger = logging.getLogger("portal.request")
 
 
 def _redact(text: str) -> str:
@@ -110,6 +114,9 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, name, None)
             if value is not None:
                 entry[name] = str(value)
+        for name in REQUEST_FIELDS:
+            if hasattr(record, name):
+                entry[name] = getattr(record, name)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
@@ -131,8 +138,23 @@ class RequestIdMiddleware:
         request.request_id = request_id
         id_token = _request_id.set(request_id)
         request_token = _request.set(request)
+        started = time.monotonic()
         try:
             response = self.get_response(request)
+            if settings.LOG_REQUESTS:
+                # The path only: a query string may carry what does not belong in logs.
+                request_logger.info(
+                    "%s %s %s",
+                    request.method,
+                    request.path,
+                    response.status_code,
+                    extra={
+                        "method": request.method,
+                        "path": request.path,
+                        "status": response.status_code,
+                        "duration_ms": round((time.monotonic() - started) * 1000),
+                    },
+                )
         finally:
             _request.reset(request_token)
             _request_id.reset(id_token)

@@ -184,3 +184,26 @@ def test_no_log_line_holds_the_api_key_or_a_password(
     for line in lines:
         assert key not in line
         assert password not in line
+
+
+@pytest.mark.django_db
+def test_request_line_when_log_requests_is_on(client, json_logs, settings, sales_user):
+    settings.LOG_REQUESTS = True
+    client.force_login(sales_user)
+
+    client.get(ORDERS + "?q=secret-search", HTTP_X_REQUEST_ID="req-7")
+
+    line = next(e for e in parsed(json_logs()) if e["logger"] == "portal.request")
+    assert (line["method"], line["path"], line["status"]) == ("GET", ORDERS, 200)
+    assert (line["request_id"], line["user"]) == ("req-7", "sally")
+    assert isinstance(line["duration_ms"], int)
+    assert "secret-search" not in json.dumps(line)
+
+
+@pytest.mark.django_db
+def test_no_request_line_when_log_requests_is_off(client, json_logs, settings):
+    settings.LOG_REQUESTS = False
+
+    client.get(reverse("readyz"))
+
+    assert not [e for e in parsed(json_logs()) if e["logger"] == "portal.request"]

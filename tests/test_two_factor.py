@@ -391,3 +391,13 @@ def test_admin_site_itself_refuses_a_session_without_code(rf, sales_user):
     OTPMiddleware(lambda r: None)(request)
 
     assert not admin.site.has_permission(request)
+
+
+def test_enrolment_page_lets_the_user_log_out(client, sales_user):
+    client.force_login(sales_user)
+    assert reverse("admin:logout") in client.get(ENROL).content.decode()
+
+    response = client.post(reverse("admin:logout"))
+
+    assert response.status_code == 200
+    assert not signed_in(client)
