@@ -397,7 +397,6 @@ def test_enrolment_page_lets_the_user_log_out(client, sales_user):
     client.force_login(sales_user)
     assert reverse("admin:logout") in client.get(ENROL).content.decode()
 
-    response = client.post(reverse("admin:logout"))
+    client.post(reverse("admin:logout"))
 
-    assert response.status_code == 200
     assert not signed_in(client)
