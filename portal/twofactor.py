@@ -21,6 +21,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import logout as auth_logout
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.signals import user_login_failed
 from django.contrib.auth.views import redirect_to_login
@@ -241,6 +242,10 @@ def two_factor_view(request: HttpRequest) -> HttpResponse:
     user = request.user
     if not (user.is_active and user.is_staff):
         return redirect_to_login(request.get_full_path(), reverse("admin:login"))
+    if request.method == "POST" and "logout" in request.POST:
+        # The admin's own logout opens only to users who may see the admin.
+        auth_logout(request)
+        return HttpResponseRedirect(reverse("admin:login"))
     context = {
         **admin.site.each_context(request),
         "title": "Two-factor sign-in",
