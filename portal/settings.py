@@ -194,10 +194,17 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 
 # --- Operations: two-factor sign-in, health, metrics, logs --------------------------------------
+
+
+def _bool_or_default(name: str, default: bool) -> bool:
+    # Empty (as .env.example leaves it) means the default, not off.
+    return env.bool(name) if env.str(name, default="") else default
+
+
 # Staff must sign in with a code from an authenticator app; a staff user without one is sent
 # to enrol before anything else. On by default whenever DEBUG is off.
-STAFF_2FA_REQUIRED = env.bool("STAFF_2FA_REQUIRED", default=not DEBUG)
-OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="OneOffice portal")
+STAFF_2FA_REQUIRED = _bool_or_default("STAFF_2FA_REQUIRED", not DEBUG)
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="") or "OneOffice portal"
 # Device keys never appear in the admin.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 TWO_FACTOR_RECOVERY_CODES = 10
@@ -207,8 +214,8 @@ AXES_ENABLE_ACCESS_FAILURE_LOG = True
 AXES_SENSITIVE_PARAMETERS = ["otp_token"]
 
 # /healthz: the task cluster's heartbeat may be this old; the last reminder run this old.
-HEALTH_CLUSTER_MAX_AGE_SECONDS = env.int("HEALTH_CLUSTER_MAX_AGE_SECONDS", default=300)
-HEALTH_REMINDER_MAX_AGE_HOURS = env.int("HEALTH_REMINDER_MAX_AGE_HOURS", default=26)
+HEALTH_CLUSTER_MAX_AGE_SECONDS = int(env.str("HEALTH_CLUSTER_MAX_AGE_SECONDS", default="") or 300)
+HEALTH_REMINDER_MAX_AGE_HOURS = int(env.str("HEALTH_REMINDER_MAX_AGE_HOURS", default="") or 26)
 # /metrics answers only these client addresses (networks allowed: 10.0.0.0/8) or a request
 # bearing METRICS_TOKEN; with neither set it answers 404.
 METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
@@ -217,11 +224,11 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 # Logs: "json" gives one JSON object per line (production default), "plain" one text line.
-LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
+LOG_FORMAT = env.str("LOG_FORMAT", default="") or ("plain" if DEBUG else "json")
 if LOG_FORMAT not in {"plain", "json"}:
     raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
 # One line per request (method, path, status, duration, request id, user); on with JSON logs.
-LOG_REQUESTS = env.bool("LOG_REQUESTS", default=LOG_FORMAT == "json")
+LOG_REQUESTS = _bool_or_default("LOG_REQUESTS", LOG_FORMAT == "json")
 
 LOGGING = {
     "version": 1,

@@ -104,3 +104,13 @@ def test_production_can_turn_two_factor_off_explicitly():
     result = _manage("shell", "--no-imports", "-c", code, STAFF_2FA_REQUIRED="off")
 
     assert result.stdout.split() == ["False"]
+
+
+def test_production_with_the_example_files_empty_values_keeps_the_defaults():
+    code = "from django.conf import settings as s; print(s.STAFF_2FA_REQUIRED, s.LOG_FORMAT)"
+    empty = {"STAFF_2FA_REQUIRED": "", "LOG_FORMAT": "", "LOG_REQUESTS": ""}
+
+    result = _manage("shell", "--no-imports", "-c", code, **empty)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "json"]
