@@ -40,7 +40,8 @@ from portal.models import TwoFactorEvent
 
 APP_DEVICE = "Authenticator app"
 RECOVERY_DEVICE = "Recovery codes"
-_TOTP_CODE = re.compile(r"\d{6}")
+_TOTP_CODE = re.compile(r"[0-9]{6}")
+_DEVICE_ID = re.compile(r"[0-9]{1,18}")
 
 Kind = TwoFactorEvent.Kind
 
@@ -276,7 +277,8 @@ def _enrol_view(request: HttpRequest, context: dict) -> HttpResponse:
     if request.method == "POST":
         form = CodeForm(request.POST)
         device_id = request.POST.get("device", "")
-        if device_id.isdigit():
+        # ASCII digits that fit a bigint only: str.isdigit() also accepts "¹".
+        if _DEVICE_ID.fullmatch(device_id):
             device = TOTPDevice.objects.filter(pk=device_id, user=user, confirmed=False).first()
         if device is None:
             form.add_error(None, "That set-up was replaced: scan the new QR code below.")

@@ -191,7 +191,8 @@ def database_down():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_healthz_and_readyz_503_when_the_database_is_down(client, database_down):
+def test_healthz_and_readyz_503_when_the_database_is_down(client, database_down, settings):
+    settings.REDIS_URL = ""
     status, body = get(client)
     assert status == 503
     assert body == {

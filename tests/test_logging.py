@@ -143,13 +143,28 @@ def test_lines_of_a_request_carry_its_id_and_user(client, json_logs, sandbox, sa
 # No key, no password -------------------------------------------------------------------------
 
 
+@pytest.fixture
+def canary_key(sandbox, settings):
+    """A unique API key on both sides; the sandbox gets its own back afterwards."""
+    key = f"canary-key-{uuid.uuid4()}"
+    original = sandbox.api_key
+    settings.ONEOFFICE_API_KEY = sandbox.api_key = key
+    yield key
+    sandbox.api_key = original
+
+
 @pytest.mark.django_db
 def test_no_log_line_holds_the_api_key_or_a_password(
-    json_logs, sandbox, settings, superuser, sales_user, django_capture_on_commit_callbacks
+    json_logs,
+    canary_key,
+    sandbox,
+    settings,
+    superuser,
+    sales_user,
+    django_capture_on_commit_callbacks,
 ):
-    key = f"canary-key-{uuid.uuid4()}"
+    key = canary_key
     password = f"canary-password-{uuid.uuid4()}"
-    settings.ONEOFFICE_API_KEY = sandbox.api_key = key
     settings.ONEOFFICE_TIMEOUT = 0.5
     settings.DEBUG = False
     client = Client(raise_request_exception=False)
