@@ -1,6 +1,10 @@
 """/healthz and /readyz: open without a login, 200 or 503 with a short JSON, nothing secret."""
 
 import json
+import os
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -153,8 +157,6 @@ def test_healthz_503_when_migrations_are_missing(client, healthy, monkeypatch):
 
 @pytest.mark.redis
 def test_healthz_pings_redis(client, healthy, settings):
-    import os
-
     url = os.environ.get("REDIS_URL")
     if not url:
         pytest.skip("REDIS_URL not set")
@@ -209,3 +211,47 @@ def test_readyz_ok(client):
 @pytest.mark.parametrize("name", ["healthz", "readyz"])
 def test_health_endpoints_refuse_post(client, name):
     assert client.post(reverse(name)).status_code == 405
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="REDIS_URL is not set")
+def test_healthz_sees_a_real_clusters_heartbeat_in_redis(client, settings, sandbox, tmp_path):
+    from tests.conftest import API_KEY
+    from tests.test_redis_cluster import BASE_DIR, _stop, _test_database_url
+
+    settings.REDIS_URL = os.environ["REDIS_URL"]
+    assert get(client)[1]["checks"]["cluster"]["ok"] is False  # nothing running, no sweep
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))},
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "DATABASE_URL": _test_database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "ONEOFFICE_URL": sandbox.url,
+        "ONEOFFICE_API_KEY": API_KEY,
+        "Q_WORKERS": "1",
+    }
+    seen = None
+    with (tmp_path / "qcluster.log").open("w") as out:
+        cluster = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and cluster.poll() is None:
+                seen = get(client)[1]["checks"]["cluster"]
+                if seen["ok"]:
+                    break
+                time.sleep(0.5)
+        finally:
+            _stop(cluster)
+
+    log = (tmp_path / "qcluster.log").read_text()[-2000:]
+    assert seen is not None and (seen["ok"], seen["source"]) == (True, "status"), log
+    assert seen["age_seconds"] <= 3
+    # Its status expires within seconds of the cluster stopping.
+    time.sleep(4)
+    assert get(client)[1]["checks"]["cluster"]["ok"] is False
