@@ -209,9 +209,10 @@ OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="") or "OneOffice portal"
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 TWO_FACTOR_RECOVERY_CODES = 10
 # Wrong codes count towards the same lockout as wrong passwords (AXES_FAILURE_LIMIT); every
-# failure is kept, so /metrics can count them.
+# failure is kept, so /metrics can count them. django-axes keeps the form data of failures:
+# the code is masked there like the password (the first two are its defaults).
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
-AXES_SENSITIVE_PARAMETERS = ["otp_token"]
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token"]
 
 # /healthz: the task cluster's heartbeat may be this old; the last reminder run this old.
 HEALTH_CLUSTER_MAX_AGE_SECONDS = int(env.str("HEALTH_CLUSTER_MAX_AGE_SECONDS", default="") or 300)

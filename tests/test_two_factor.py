@@ -401,3 +401,16 @@ def test_enrolment_page_lets_the_user_log_out(client, sales_user):
 
     assert response.url == LOGIN
     assert not signed_in(client)
+
+
+def test_codes_are_not_kept_in_the_lockout_records(client, sales_user, clock):
+    from axes.models import AccessAttempt
+
+    device, _ = enrolled(sales_user)
+    wrong = f"{(int(code_for(device)) + 3) % 1_000_000:06d}"
+
+    login(client, wrong)
+
+    attempt = AccessAttempt.objects.get()
+    assert attempt.failures_since_start == 1
+    assert wrong not in attempt.post_data and PASSWORD not in attempt.post_data
