@@ -189,7 +189,8 @@ class TwoFactorLoginForm(AdminAuthenticationForm):
         label="Authentication code",
         required=False,
         max_length=32,
-        help_text="From your authenticator app, or one of your recovery codes.",
+        help_text="Once two-factor sign-in is set up: the code your authenticator app shows, "
+        "or one of your recovery codes.",
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code"}),
     )
 
