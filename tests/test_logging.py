@@ -193,7 +193,7 @@ def test_no_log_line_holds_the_api_key_or_a_password(
     loggers = {e["logger"] for e in entries}
     assert {"axes.handlers.database", "portal.provisioning", "django.request"} <= loggers
     failure = next(e for e in entries if "login failure" in e["message"])
-    assert "sally" in failure["message"] and failure["request_id"]
+    assert failure["request_id"]
     assert any(e["level"] == "ERROR" and "exception" in e for e in entries)
     assert any("[redacted]" in e["message"] for e in entries)
     for line in lines:
