@@ -211,3 +211,54 @@ class ProvisioningCall(models.Model):
     @property
     def triggered_by_label(self) -> str:
         return self.triggered_by.get_username() if self.triggered_by_id else "scheduler"
+
+
+class TwoFactorEvent(models.Model):
+    """One enrolment, reset, recovery-code use or wrong code of two-factor sign-in."""
+
+    class Kind(models.TextChoices):
+        ENROLLED = "enrolled", "enrolled"
+        RESET = "reset", "devices reset"
+        CODE_FAILED = "code-failed", "wrong code"
+        RECOVERY_USED = "recovery-used", "recovery code used"
+        RECOVERY_RENEWED = "recovery-renewed", "new recovery codes"
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept when the user is deleted, so the record still says whose it was.
+    username = models.CharField(max_length=150)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who reset the devices.",
+    )
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    detail = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "two-factor event"
+        verbose_name_plural = "two-factor log"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(
+                    kind__in=[
+                        "enrolled",
+                        "reset",
+                        "code-failed",
+                        "recovery-used",
+                        "recovery-renewed",
+                    ]
+                ),
+                name="twofactorevent_kind_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username}: {self.get_kind_display()}"

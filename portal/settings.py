@@ -36,7 +36,8 @@ USE_I18N = True
 FORMAT_MODULE_PATH = ["portal.formats"]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin, on a site that knows about two-factor sign-in (portal/admin_site.py).
+    "portal.apps.PortalAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -45,12 +46,17 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_q",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "portal",
     "customers",
     "orders",
 ]
 
 MIDDLEWARE = [
+    # First, so every response carries X-Request-ID and every log line the request's id.
+    "portal.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before anything reads the request into a query (sessions, authentication, django-axes).
@@ -59,6 +65,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "portal.twofactor.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes requires.
@@ -195,6 +203,44 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 
+# --- Operations: two-factor sign-in, health, metrics, logs --------------------------------------
+
+
+def _bool_or_default(name: str, default: bool) -> bool:
+    # Empty (as .env.example leaves it) means the default, not off.
+    return env.bool(name) if env.str(name, default="") else default
+
+
+# Staff must sign in with a code from an authenticator app; a staff user without one is sent
+# to enrol before anything else. On by default whenever DEBUG is off.
+STAFF_2FA_REQUIRED = _bool_or_default("STAFF_2FA_REQUIRED", not DEBUG)
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="") or "OneOffice portal"
+# Device keys never appear in the admin.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+TWO_FACTOR_RECOVERY_CODES = 10
+# Wrong codes count towards the same lockout as wrong passwords (AXES_FAILURE_LIMIT); every
+# failure is kept, so /metrics can count them. django-axes keeps the form data of failures:
+# the code is masked there like the password (the first two are its defaults).
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token"]
+
+# /healthz: the task cluster's heartbeat may be this old; the last reminder run this old.
+HEALTH_CLUSTER_MAX_AGE_SECONDS = int(env.str("HEALTH_CLUSTER_MAX_AGE_SECONDS", default="") or 300)
+HEALTH_REMINDER_MAX_AGE_HOURS = int(env.str("HEALTH_REMINDER_MAX_AGE_HOURS", default="") or 26)
+# /metrics answers only these client addresses (networks allowed: 10.0.0.0/8) or a request
+# bearing METRICS_TOKEN; with neither set it answers 404.
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Probes and scrapers talk to the web process over plain HTTP, from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+
+# Logs: "json" gives one JSON object per line (production default), "plain" one text line.
+LOG_FORMAT = env.str("LOG_FORMAT", default="") or ("plain" if DEBUG else "json")
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
+# One line per request (method, path, status, duration, request id, user); on with JSON logs.
+LOG_REQUESTS = _bool_or_default("LOG_REQUESTS", LOG_FORMAT == "json")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -202,13 +248,17 @@ LOGGING = {
         "redact": {"()": "portal.logging.RedactSecretsFilter"},
         "no_4xx_traceback": {"()": "portal.logging.NoClientErrorTracebackFilter"},
         "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+        "context": {"()": "portal.logging.RequestContextFilter"},
     },
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "portal.logging.JsonFormatter"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["redact", "no_4xx_traceback"],
+            "formatter": LOG_FORMAT,
+            "filters": ["redact", "context", "no_4xx_traceback"],
         },
         "mail_admins": {
             "level": "ERROR",

@@ -24,3 +24,5 @@ ONEOFFICE_TIMEOUT = 5.0
 ONEOFFICE_CONNECT_TIMEOUT = 2.0
 ONEOFFICE_RETRY_BACKOFF_SECONDS = 60
 WHITENOISE_AUTOREFRESH = True  # no collectstatic in tests: find files on request
+# Two-factor sign-in is tested where it is switched on; elsewhere a login is a password.
+STAFF_2FA_REQUIRED = False

@@ -108,7 +108,7 @@ def test_proxy_count_comes_from_the_environment(count, expected):
     result = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", shown],
         cwd=settings.BASE_DIR,
-        env={**env, "DJANGO_SETTINGS_MODULE": "portal.settings"}
+        env={**env, "DJANGO_SETTINGS_MODULE": "portal.settings", "DJANGO_DEBUG": "on"}
         | ({"DJANGO_PROXY_COUNT": count} if count else {}),
         capture_output=True,
         text=True,

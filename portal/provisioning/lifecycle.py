@@ -18,6 +18,7 @@ from customers.models import Customer
 from orders import terms
 from orders.models import Order
 from portal import oneoffice, retries
+from portal.logging import log_context
 from portal.models import ProvisioningCall
 from portal.provisioning.errors import (
     ConfigurationProblem,
@@ -131,13 +132,21 @@ def send(
     on_ok: Callable[[S, oneoffice.Reply | None, date], list[str]],
     refused_status: Callable[[S, ProvisioningCall], str],
 ) -> S:
-    """Send outside any transaction, then record the outcome (second transaction)."""
-    try:
-        reply = client().send(request)
-    except oneoffice.VendorError as exc:
-        return record_failure(subject, call, exc, on_ok=on_ok, refused_status=refused_status)
-    record_done(subject, call, reply, on_ok=on_ok)
+    """Send outside any transaction, then record the outcome (second transaction). Every line
+    logged meanwhile names the object and the vendor method."""
+    with log_context(object=_log_object(subject), vendor_method=call.method):
+        try:
+            reply = client().send(request)
+        except oneoffice.VendorError as exc:
+            return record_failure(subject, call, exc, on_ok=on_ok, refused_status=refused_status)
+        record_done(subject, call, reply, on_ok=on_ok)
     return subject
+
+
+def _log_object(subject: Customer | Order) -> str:
+    if isinstance(subject, Customer):
+        return f"customer {subject.code}"
+    return f"order {subject.number}"
 
 
 def close_call(call: ProvisioningCall, outcome: str, exc_or_reply, error: str = "") -> None:

@@ -1,0 +1,28 @@
+"""The portal's admin site: the admin login asks staff for their second factor."""
+
+from django.conf import settings
+from django.contrib import admin
+from django.urls import path
+
+from portal import twofactor
+
+
+class PortalAdminSite(admin.AdminSite):
+    site_header = "OneOffice reseller portal"
+    site_title = "OneOffice portal"
+    index_title = "Customers, orders and renewals"
+    login_form = twofactor.TwoFactorLoginForm
+    login_template = "twofactor/login.html"
+
+    def has_permission(self, request):
+        # Also checked here, not only by the middleware: no admin page opens on a password alone.
+        if not super().has_permission(request):
+            return False
+        return not settings.STAFF_2FA_REQUIRED or twofactor.is_verified(request.user)
+
+    def get_urls(self):
+        # Not behind admin_view: a staff user must reach it before giving a code.
+        return [
+            path("2fa/", twofactor.two_factor_view, name="two_factor"),
+            *super().get_urls(),
+        ]
