@@ -1,5 +1,16 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _sync_roles(sender, apps, **kwargs) -> None:
+    from portal.roles import sync_groups
+
+    # The price list's permissions exist only once its models are migrated.
+    sync_groups(apps)
 
 
 class OrdersConfig(AppConfig):
     name = "orders"
+
+    def ready(self) -> None:
+        post_migrate.connect(_sync_roles, sender=self, dispatch_uid="orders_sync_roles")

@@ -143,6 +143,8 @@ ONEOFFICE_CONNECT_TIMEOUT = env.float("ONEOFFICE_CONNECT_TIMEOUT", default=5.0)
 ONEOFFICE_RENEWAL_WINDOW_DAYS = env.int("ONEOFFICE_RENEWAL_WINDOW_DAYS", default=15)
 ONEOFFICE_RETRY_MAX_ATTEMPTS = env.int("ONEOFFICE_RETRY_MAX_ATTEMPTS", default=5)
 ONEOFFICE_RETRY_BACKOFF_SECONDS = env.int("ONEOFFICE_RETRY_BACKOFF_SECONDS", default=60)
+# The one currency of the price list and of every order value (ISO 4217 code).
+PORTAL_CURRENCY = env.str("PORTAL_CURRENCY", default="EUR").upper()
 RENEWAL_REMINDER_TIME = env.str("RENEWAL_REMINDER_TIME", default="07:00")
 
 # django-q2: the ORM broker locally, Redis when REDIS_URL is set.
