@@ -60,14 +60,19 @@ class ProductRevenue:
     product: str
     label: str
     subscriptions: int
-    mrr: Decimal
+    exact_mrr: Decimal
     suspended: int
     suspended_mrr: Decimal
     unpriced: int
 
     @property
+    def mrr(self) -> Decimal:
+        return _cents(self.exact_mrr)
+
+    @property
     def arr(self) -> Decimal:
-        return _cents(self.mrr * 12)
+        # From the unrounded MRR: figures are rounded once, at the end.
+        return _cents(self.exact_mrr * 12)
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,7 @@ def revenue_recurring(*, today: date | None = None) -> Recurring:
                 product=value,
                 label=label,
                 subscriptions=row.get("active", 0),
-                mrr=_cents(mrr),
+                exact_mrr=mrr,
                 suspended=row.get("suspended", 0),
                 suspended_mrr=_cents(paused),
                 unpriced=row.get("unpriced", 0),
@@ -298,7 +303,7 @@ class Point:
 def month_ends(today: date, months: int = 12) -> list[date]:
     """The last day of each of the `months` months up to this one; today for this month."""
     first = today.replace(day=1)
-    days = [terms.add_months(first, -i) - timedelta(days=1) for i in range(months - 1, 0, -1)]
+    days = [terms.add_months(first, 1 - i) - timedelta(days=1) for i in range(months - 1, 0, -1)]
     return [*days, today]
 
 
