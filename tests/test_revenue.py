@@ -17,7 +17,7 @@ from django.urls import reverse
 from orders import revenue, terms
 from orders.models import Order
 from portal.models import ProvisioningCall
-from tests.factories import CustomerFactory, OrderFactory
+from tests.factories import OrderFactory
 
 pytestmark = pytest.mark.django_db
 
