@@ -35,10 +35,6 @@ def today(settings):
         yield TODAY
 
 
-def _term(start: date, duration: str) -> tuple[date, date]:
-    return start, terms.term_end(start, duration)
-
-
 def _subscription(
     code, product, duration, status, term_end, value, *, currency="EUR", cancelled_at=None
 ):
