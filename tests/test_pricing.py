@@ -4,7 +4,7 @@ value columns of the list and the CSV."""
 
 import csv
 import io
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from zoneinfo import ZoneInfo
@@ -20,7 +20,7 @@ from orders import pricing
 from orders.models import DiscountPolicy, Order, Price
 from portal import provisioning
 from portal.models import ProvisioningCall
-from tests.factories import CustomerFactory, OrderFactory
+from tests.factories import CustomerFactory, OrderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 D = Decimal
@@ -424,3 +424,52 @@ def test_csv_cells_stay_formula_safe(client, manager_user):
 
     assert row["customer"] == '\'=HYPERLINK("http://x")'
     assert row["order value"] == "" and row["currency"] == ""
+
+
+# Renewals due and reminders ----------------------------------------------------------------------
+
+
+def _due(number: str, days: int, value: str | None) -> Order:
+    from django.utils import timezone
+
+    return OrderFactory(
+        number=number,
+        status=Order.Status.ACTIVE,
+        current_term_end=timezone.localdate() + timedelta(days=days),
+        current_value=D(value) if value else None,
+        current_currency="EUR" if value else "",
+    )
+
+
+def test_renewals_due_page_shows_value_and_sorts_by_it(
+    client, manager_user, django_assert_max_num_queries
+):
+    _due("SOON", 1, "10.00")
+    _due("RICH", 5, "1250.50")
+    _due("NONE", 2, None)
+    client.force_login(manager_user)
+    url = reverse("admin:orders_renewaldue_changelist")
+
+    soonest = client.get(url)
+    with django_assert_max_num_queries(8):
+        by_value = client.get(url + "?sort=value")
+
+    assert [o.number for o in soonest.context["page"]] == ["SOON", "NONE", "RICH"]
+    assert [o.number for o in by_value.context["page"]] == ["RICH", "SOON", "NONE"]
+    html = by_value.content.decode()
+    assert "1,250.50 EUR" in html and "no price" in html
+    assert "sort=value&amp;p=" not in html  # one page: no pager links
+    assert "?sort=value" in soonest.content.decode()
+
+
+def test_reminder_digest_shows_each_subscription_value(mailoutbox):
+    from orders.reminders import send_renewal_reminders
+
+    order = _due("DIGEST", 3, "99.90")
+    order.customer.account_manager = UserFactory(username="anna")
+    order.customer.save()
+
+    send_renewal_reminders()
+
+    assert len(mailoutbox) == 2  # anna's digest and the managers' summary
+    assert all("99.90 EUR" in message.body for message in mailoutbox)
