@@ -306,6 +306,17 @@ class Price(models.Model):
             raise ValidationError(
                 {"valid_from": "A new price starts today or later; the past is not rewritten."}
             )
+        # The form leaves out the currency, so Django would not check this constraint itself.
+        same_day = Price.objects.filter(
+            product=self.product,
+            duration=self.duration,
+            currency=self.currency or settings.PORTAL_CURRENCY,
+            valid_from=self.valid_from,
+        ).exclude(pk=self.pk)
+        if same_day.exists():
+            raise ValidationError(
+                {"valid_from": "This product and duration already has a price from that date."}
+            )
 
 
 class DiscountPolicy(models.Model):

@@ -312,6 +312,17 @@ def test_a_price_cannot_start_in_the_past(client, manager_user):
     assert not Price.objects.exists()
 
 
+def test_a_second_price_from_the_same_day_is_refused_on_its_field(client, manager_user):
+    client.force_login(manager_user)
+    with travel(date(2026, 2, 10)):
+        first = client.post(reverse("admin:orders_price_add"), _price_post())
+        second = client.post(reverse("admin:orders_price_add"), _price_post(unit_price="9"))
+
+    assert first.status_code == 302
+    assert "valid_from" in second.context["adminform"].form.errors
+    assert Price.objects.get().unit_price == D("10")
+
+
 def test_a_price_whose_date_has_come_is_history(client, manager_user):
     price = _price("10.00", date(2026, 2, 10))
     client.force_login(manager_user)
@@ -473,3 +484,12 @@ def test_reminder_digest_shows_each_subscription_value(mailoutbox):
 
     assert len(mailoutbox) == 2  # anna's digest and the managers' summary
     assert all("99.90 EUR" in message.body for message in mailoutbox)
+
+
+def test_order_list_shows_the_current_term_value_with_its_currency(client, manager_user):
+    OrderFactory(current_value=D("1234.5"), current_currency="EUR")
+    client.force_login(manager_user)
+
+    html = client.get(reverse("admin:orders_order_changelist")).content.decode()
+
+    assert "1,234.50 EUR" in html
