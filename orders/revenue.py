@@ -207,10 +207,13 @@ def _with_cancel_dates(orders: QuerySet[Order], *, of_renewals: bool = False) ->
     )
     if not of_renewals:
         return orders.annotate(cancelled_at=F("own_cancel__finished_at"))
+    # Only cancelled subscriptions are joined: a join with every first order costs more
+    # than the rest of the query.
     return orders.annotate(
+        cancelled_parent=FilteredRelation("parent", condition=Q(parent__status=S.CANCELLED)),
         parent_cancel=FilteredRelation(
-            "parent__calls",
-            condition=Q(**{f"parent__calls__{k}": v for k, v in cancel_ok.items()}),
+            "cancelled_parent__calls",
+            condition=Q(**{f"cancelled_parent__calls__{k}": v for k, v in cancel_ok.items()}),
         ),
         cancelled_at=Coalesce("own_cancel__finished_at", "parent_cancel__finished_at"),
     )
