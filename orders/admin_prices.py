@@ -6,6 +6,8 @@ from a later date replaces it. Sales staff read prices and change neither.
 
 from django.contrib import admin
 from django.db.models import Exists, OuterRef, Q
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 from django.utils import timezone
 
 from orders.models import DiscountPolicy, Duration, Price, Product
@@ -135,8 +137,12 @@ class DiscountPolicyAdmin(admin.ModelAdmin):
     fields = ["max_discount_percent", "updated_by", "updated_at"]
     readonly_fields = ["updated_by", "updated_at"]
 
-    def has_add_permission(self, request):
-        return super().has_add_permission(request) and not DiscountPolicy.objects.exists()
+    def add_view(self, request, form_url="", extra_context=None):
+        # One policy: once it exists, "add" opens it. Checked here, not in
+        # has_add_permission, which every admin page's sidebar asks.
+        if DiscountPolicy.objects.filter(pk=1).exists():
+            return HttpResponseRedirect(reverse("admin:orders_discountpolicy_change", args=[1]))
+        return super().add_view(request, form_url, extra_context)
 
     def has_delete_permission(self, request, obj=None):
         return False
