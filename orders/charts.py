@@ -18,7 +18,6 @@ TOP, BOTTOM, LEFT = 28, 44, 8
 class Bar:
     label: str
     value: Decimal
-    text: str
     title: str
     hatched: bool = False
 

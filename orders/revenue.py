@@ -409,7 +409,6 @@ def dashboard_context(*, today: date | None = None) -> dict:
         charts.Bar(
             label=f"{point.end:%b %y}",
             value=point.value,
-            text=str(point.value),
             title=(
                 f"{point.end:%B %Y}: MRR {point.value:,} {currency} "
                 + ("today" if point.end == today else f"on {point.end:%d %b %Y}")
@@ -422,7 +421,6 @@ def dashboard_context(*, today: date | None = None) -> dict:
         charts.Bar(
             label=f"{point.start:%d %b}",
             value=point.value,
-            text=str(point.value),
             title=(
                 f"{point.start:%d %b %Y} – {point.end:%d %b %Y}: {point.count} renewals, "
                 f"{point.value:,} {currency}"
