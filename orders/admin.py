@@ -1,5 +1,3 @@
-import csv
-from collections.abc import Iterable, Iterator
 from datetime import timedelta
 
 from django.conf import settings
@@ -8,16 +6,21 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ERROR_FLAG, ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from customers.models import Customer
-from orders import terms
+from orders import (
+    admin_prices,  # noqa: F401  (registers the price list)
+    terms,
+)
 from orders.admin_renewals import RenewalWindowFilter
+from orders.export import order_export
 from orders.filters import SubscriptionNeedsAttentionFilter
 from orders.models import Order
+from orders.pricing import format_money
 from portal import provisioning
 from portal.admin import (
     Provisioning,
@@ -28,12 +31,16 @@ from portal.admin import (
     timeline,
 )
 from portal.models import ProvisioningCall
-from portal.spreadsheets import csv_cell
 from portal.widgets import SafeAutocompleteMixin
 
 S = Order.Status
+SALE_FIELDS = ["customer", "number", "product", "licenses", "duration", "discount_percent"]
 BOOKKEEPING = [
     "status",
+    "unit_price",
+    "currency",
+    "value",
+    "current_value",
     "pending_action",
     "term_start",
     "term_end",
@@ -86,35 +93,6 @@ def _confirm_renew(order: Order) -> str:
 
 
 EXPORT_PERMISSION = "orders.export_order"
-EXPORT_COLUMNS = [
-    ("order id", "number"),
-    ("customer id", "customer__code"),
-    ("customer", "customer__name"),
-    ("account manager", "customer__account_manager__username"),
-    ("product", "product"),
-    ("licenses", "licenses"),
-    ("duration", "duration"),
-    ("status", "status"),
-    ("pending action", "pending_action"),
-    ("current term end", "current_term_end"),
-    ("created at", "created_at"),
-]
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def _csv_rows(rows: Iterable[tuple], today) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    # A byte-order mark, so spreadsheets read the file as UTF-8.
-    yield "\ufeff" + writer.writerow([header for header, _ in EXPORT_COLUMNS] + ["days left"])
-    for row in rows:
-        term_end = row[9]
-        days_left = terms.days_left(term_end, today) if term_end is not None else None
-        created_at = timezone.localtime(row[10]).isoformat(timespec="seconds")
-        yield writer.writerow([csv_cell(v) for v in (*row[:10], created_at, days_left)])
 
 
 def _confirm_resolution(renewed: bool):
@@ -185,6 +163,7 @@ class OrderAdmin(SafeAutocompleteMixin, ProvisioningAdminMixin, admin.ModelAdmin
         "status_badge",
         "term_end_display",
         "account_manager",
+        "current_term_value",
     ]
     list_display_links = ["order_id"]
     list_filter = [
@@ -301,17 +280,10 @@ class OrderAdmin(SafeAutocompleteMixin, ProvisioningAdminMixin, admin.ModelAdmin
         except IncorrectLookupParameters:
             url = reverse("admin:orders_order_changelist")
             return HttpResponseRedirect(f"{url}?{ERROR_FLAG}=1")
-        fields = [field for _, field in EXPORT_COLUMNS]
-        rows = changelist.queryset.values_list(*fields).iterator(chunk_size=2000)
-        today = timezone.localdate()
-        response = StreamingHttpResponse(
-            _csv_rows(rows, today), content_type="text/csv; charset=utf-8"
-        )
-        response["Content-Disposition"] = f'attachment; filename="orders-{today:%Y-%m-%d}.csv"'
-        return response
+        return order_export(changelist.queryset)
 
     def get_fields(self, request, obj=None):
-        fields = ["customer", "number", "product", "licenses", "duration", *BOOKKEEPING]
+        fields = [*SALE_FIELDS, *BOOKKEEPING]
         return [*fields, "timeline"] if obj is not None else fields
 
     def get_form(self, request, obj=None, change=False, **kwargs):
@@ -329,15 +301,7 @@ class OrderAdmin(SafeAutocompleteMixin, ProvisioningAdminMixin, admin.ModelAdmin
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and not obj.is_editable:
-            return [
-                "customer",
-                "number",
-                "product",
-                "licenses",
-                "duration",
-                *BOOKKEEPING,
-                "timeline",
-            ]
+            return [*SALE_FIELDS, *BOOKKEEPING, "timeline"]
         return [*BOOKKEEPING, "timeline"]
 
     def get_inlines(self, request, obj):
@@ -354,6 +318,10 @@ class OrderAdmin(SafeAutocompleteMixin, ProvisioningAdminMixin, admin.ModelAdmin
         if obj is not None and obj.status != S.DRAFT:
             return False
         return super().has_delete_permission(request, obj)
+
+    @admin.display(description="value", ordering="current_value")
+    def current_term_value(self, obj):
+        return format_money(obj.current_value, obj.current_currency)
 
     @admin.display(description="call log")
     def oneoffice_calls(self, obj):

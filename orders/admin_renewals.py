@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import OuterRef, Subquery
+from django.db.models import F, OuterRef, Subquery
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -15,11 +15,13 @@ from django.utils import timezone
 
 from orders import terms
 from orders.models import Order, ReminderRun, RenewalDue, RenewalReminder
+from orders.pricing import format_money
 from orders.reminders import ReminderError, reminder_resend
 from orders.selectors import DUE, LAPSED, NOT_YET_DUE, order_list_due_for_renewal, renewal_state_q
 from portal.admin import ReadOnlyAdmin
 
 RENEWALS_PER_PAGE = 100
+SORT_BY_VALUE = "value"
 
 
 class RenewalWindowFilter(admin.SimpleListFilter):
@@ -139,7 +141,7 @@ class RenewalDueAdmin(admin.ModelAdmin):
             ),
         ]
 
-    def get_renewals(self, state: str | None = None):
+    def get_renewals(self, state: str | None = None, sort: str | None = None):
         last_sent = (
             RenewalReminder.objects.filter(subscription=OuterRef("pk"), sent_at__isnull=False)
             .order_by("-sent_at")
@@ -148,16 +150,23 @@ class RenewalDueAdmin(admin.ModelAdmin):
         renewals = order_list_due_for_renewal().annotate(last_reminder_sent=Subquery(last_sent))
         if state in {DUE, LAPSED}:
             renewals = renewals.filter(renewal_state=state)
+        if sort == SORT_BY_VALUE:
+            renewals = renewals.order_by(
+                F("current_value").desc(nulls_last=True), "current_term_end", "number"
+            )
         return renewals
 
     def renewals_view(self, request):
         if not self.has_view_permission(request):
             raise PermissionDenied
         state = request.GET.get("state")
-        page = Paginator(self.get_renewals(state), RENEWALS_PER_PAGE).get_page(request.GET.get("p"))
+        sort = SORT_BY_VALUE if request.GET.get("sort") == SORT_BY_VALUE else ""
+        renewals = self.get_renewals(state, sort)
+        page = Paginator(renewals, RENEWALS_PER_PAGE).get_page(request.GET.get("p"))
         today = timezone.localdate()
         for order in page:
             order.days_left_today = terms.days_left(order.current_term_end, today)
+            order.value_display = format_money(order.current_value, order.current_currency)
         user = request.user
         context = {
             **self.admin_site.each_context(request),
@@ -165,6 +174,7 @@ class RenewalDueAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "page": page,
             "state": state if state in {DUE, LAPSED} else "",
+            "sort": sort,
             "states": [("", "All"), (DUE, "Due"), (LAPSED, "Lapsed")],
             "today": today,
             "window_days": settings.ONEOFFICE_RENEWAL_WINDOW_DAYS,

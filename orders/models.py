@@ -1,4 +1,5 @@
 from datetime import datetime
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -12,6 +13,7 @@ from portal.inputs import AsciiPositiveIntegerField
 from portal.models import Provisioned, lease_free_q
 
 MAX_LICENSES = 100_000
+MONEY = {"max_digits": 14, "decimal_places": 2}
 
 
 class OrderStatus(models.TextChoices):
@@ -112,6 +114,37 @@ class Order(Provisioned):
         db_index=True,
         help_text="End of the subscription's latest confirmed term (first orders only).",
     )
+    discount_percent = models.DecimalField(
+        "discount %",
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("0"),
+        blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
+        help_text="Off the price list, within the maximum managers allow. Renewals keep it.",
+    )
+    # Recorded when the term is confirmed, from the price list on the day the term starts, and
+    # never recomputed: a later price change leaves this order as it was sold.
+    unit_price = models.DecimalField(
+        max_digits=12, decimal_places=4, null=True, blank=True, editable=False
+    )
+    currency = models.CharField(max_length=3, blank=True, editable=False)
+    value = models.DecimalField(
+        **MONEY,
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Licenses × unit price × (1 − discount), rounded once; empty: no price.",
+    )
+    current_value = models.DecimalField(
+        "current term value",
+        **MONEY,
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Value of the subscription's latest confirmed term (first orders only).",
+    )
+    current_currency = models.CharField(max_length=3, blank=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -162,6 +195,10 @@ class Order(Provisioned):
             ),
             models.CheckConstraint(condition=~Q(parent=F("id")), name="order_not_own_parent"),
             models.CheckConstraint(condition=~Q(number=""), name="order_number_not_blank"),
+            models.CheckConstraint(
+                condition=Q(discount_percent__gte=0, discount_percent__lte=100),
+                name="order_discount_in_range",
+            ),
             # One renewal in flight per subscription: a second click cannot make a second one.
             models.UniqueConstraint(
                 fields=["parent"],
@@ -182,6 +219,19 @@ class Order(Provisioned):
             if self.customer_id != self.parent.customer_id:
                 raise ValidationError(
                     {"parent": "A renewal belongs to its first order's customer."}
+                )
+        if self.discount_percent is None:
+            self.discount_percent = Decimal("0")
+        # Only while the order may still change: a later, lower maximum binds new sales, not
+        # the subscriptions already sold.
+        if self.is_editable and self.discount_percent is not None:
+            limit = DiscountPolicy.max_discount()
+            if self.discount_percent > limit:
+                raise ValidationError(
+                    {
+                        "discount_percent": f"At most {limit}% discount is allowed "
+                        "(set by managers under Discount policy)."
+                    }
                 )
 
     @property
@@ -208,6 +258,130 @@ class Order(Provisioned):
         return super().needs_attention_q(now=now) & (
             Q(parent__isnull=True) | lease_free_q(now=now, prefix="parent__")
         )
+
+
+class Price(models.Model):
+    """One line of the price list: from `valid_from` on, a product's unit price for one term.
+
+    The line in force on a day is the newest one whose `valid_from` is on or before it. Lines
+    whose date has come are history: they are neither changed nor deleted; a new line replaces
+    them from its own date.
+    """
+
+    product = models.CharField(max_length=16, choices=Product.choices)
+    duration = models.CharField(max_length=16, choices=Duration.choices)
+    unit_price = models.DecimalField(
+        "unit price",
+        max_digits=12,
+        decimal_places=4,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Per license, per term (one month or one year), before any discount.",
+    )
+    currency = models.CharField(max_length=3, editable=False)
+    valid_from = models.DateField(
+        "valid from", help_text="Applies to terms starting on or after this date."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["product", "duration", "-valid_from"]
+        verbose_name = "price"
+        verbose_name_plural = "price list"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["product", "duration", "currency", "valid_from"],
+                name="price_one_per_day",
+                violation_error_message="This product and duration already has a price from "
+                "that date.",
+            ),
+            models.CheckConstraint(condition=Q(unit_price__gte=0), name="price_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.product} {self.duration}: {self.unit_price} {self.currency} "
+            f"from {self.valid_from:%Y-%m-%d}"
+        )
+
+    def save(self, *args, **kwargs):
+        if not self.currency:
+            self.currency = settings.PORTAL_CURRENCY
+        super().save(*args, **kwargs)
+
+    @property
+    def is_history(self) -> bool:
+        """Whether the line's date has come, so terms may already have been sold at it."""
+        return self.valid_from is not None and self.valid_from <= timezone.localdate()
+
+    def clean(self):
+        super().clean()
+        today = timezone.localdate()
+        if self.pk is not None:
+            stored = Price.objects.filter(pk=self.pk).values_list("valid_from", flat=True).first()
+            if stored is not None and stored <= today:
+                raise ValidationError(
+                    f"This price applies since {stored:%d %b %Y} and is history: add a new line "
+                    "from the date the new price starts."
+                )
+        if self.valid_from is not None and self.valid_from < today:
+            raise ValidationError(
+                {"valid_from": "A new price starts today or later; the past is not rewritten."}
+            )
+        # The form leaves out the currency, so Django would not check this constraint itself.
+        same_day = Price.objects.filter(
+            product=self.product,
+            duration=self.duration,
+            currency=self.currency or settings.PORTAL_CURRENCY,
+            valid_from=self.valid_from,
+        ).exclude(pk=self.pk)
+        if same_day.exists():
+            raise ValidationError(
+                {"valid_from": "This product and duration already has a price from that date."}
+            )
+
+
+class DiscountPolicy(models.Model):
+    """What managers allow sales staff: one row, the largest discount on an order."""
+
+    max_discount_percent = models.DecimalField(
+        "maximum discount %",
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
+        help_text="Sales staff may give at most this discount per order; 0 allows none.",
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "discount policy"
+        verbose_name_plural = "discount policy"
+        constraints = [
+            models.CheckConstraint(condition=Q(pk=1), name="discount_policy_single_row"),
+            models.CheckConstraint(
+                condition=Q(max_discount_percent__gte=0, max_discount_percent__lte=100),
+                name="discount_policy_in_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"at most {self.max_discount_percent}% discount"
+
+    def save(self, *args, **kwargs):
+        self.pk = 1
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def max_discount(cls) -> Decimal:
+        """The largest discount allowed now; none until managers set one."""
+        limit = cls.objects.filter(pk=1).values_list("max_discount_percent", flat=True).first()
+        return limit if limit is not None else Decimal("0")
 
 
 class ReminderRun(models.Model):

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from orders import terms
 from orders.models import Order, ReminderRun, RenewalReminder
+from orders.pricing import format_money
 from orders.selectors import LAPSED, order_list_due_for_renewal
 from portal.inputs import one_line
 from portal.notifications import admin_url
@@ -257,6 +258,7 @@ def _line(item: _Item) -> str:
     return (
         f"- {order.number}  {one_line(order.customer.name)} ({order.customer.code})  "
         f"{order.product}  {order.licenses} licenses  "
+        f"{format_money(order.current_value, order.current_currency)}  "
         f"term ends {order.current_term_end:%Y-%m-%d}  {_when(item.days_left)}\n"
         f"  {admin_url(order)}"
     )

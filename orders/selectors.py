@@ -24,6 +24,8 @@ _DUE_FIELDS = [
     "status",
     "pending_action",
     "current_term_end",
+    "current_value",
+    "current_currency",
     "customer__code",
     "customer__name",
     "customer__account_manager",

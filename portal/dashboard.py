@@ -8,7 +8,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
-from orders import reports, selectors
+from orders import reports, revenue, selectors
 
 VIEW_PERMISSION = "orders.view_order"
 
@@ -42,5 +42,6 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         "due": selectors.DUE,
         "lapsed": selectors.LAPSED,
         "window_days": settings.ONEOFFICE_RENEWAL_WINDOW_DAYS,
+        **revenue.dashboard_context(today=today),
     }
     return TemplateResponse(request, "admin/portal/dashboard.html", context)

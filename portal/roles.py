@@ -16,6 +16,8 @@ _VIEW_ALL = [
     "portal.view_provisioningcall",
     "orders.view_renewalreminder",
     "orders.view_reminderrun",
+    "orders.view_price",
+    "orders.view_discountpolicy",
 ]
 
 ROLES: dict[str, list[str]] = {
@@ -36,7 +38,17 @@ ROLES: dict[str, list[str]] = {
         "orders.export_order",
     ],
     # Managers read everything, export and see the dashboard; they provision nothing.
-    MANAGERS: [*_VIEW_ALL, "orders.export_order", "orders.resend_reminder"],
+    # They also keep the price list and the maximum discount sales staff may give.
+    MANAGERS: [
+        *_VIEW_ALL,
+        "orders.export_order",
+        "orders.resend_reminder",
+        "orders.add_price",
+        "orders.change_price",
+        "orders.delete_price",
+        "orders.add_discountpolicy",
+        "orders.change_discountpolicy",
+    ],
 }
 
 

@@ -160,6 +160,8 @@ ONEOFFICE_RETRY_BACKOFF_SECONDS = env.int("ONEOFFICE_RETRY_BACKOFF_SECONDS", def
 ONEOFFICE_TIME_ZONE = env.str("ONEOFFICE_TIME_ZONE", default="")
 # How often the sweep retries calls left unsettled by a process that stopped mid-call.
 ONEOFFICE_SWEEP_MINUTES = env.int("ONEOFFICE_SWEEP_MINUTES", default=10)
+# The one currency of the price list and of every order value (ISO 4217 code).
+PORTAL_CURRENCY = env.str("PORTAL_CURRENCY", default="EUR").upper()
 RENEWAL_REMINDER_TIME = env.str("RENEWAL_REMINDER_TIME", default="07:00")
 
 # django-q2: the ORM broker locally, Redis when REDIS_URL is set.

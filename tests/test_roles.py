@@ -88,12 +88,19 @@ def test_roles_sales_may_edit_and_provision():
     assert {"view_customer", "view_order", "view_provisioningcall"} <= perms
 
 
-def test_roles_managers_may_only_read():
+def test_roles_managers_may_only_read_apart_from_prices():
     perms = _codenames(MANAGERS)
 
     assert {"view_customer", "view_order", "view_provisioningcall"} <= perms
     assert not perms & PROVISIONING_PERMS
-    assert not {p for p in perms if p.split("_")[0] in {"add", "change", "delete"}}
+    writes = {p for p in perms if p.split("_")[0] in {"add", "change", "delete"}}
+    assert writes == {
+        "add_price",
+        "change_price",
+        "delete_price",
+        "add_discountpolicy",
+        "change_discountpolicy",
+    }
 
 
 # Sales ----------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from customers.models import Customer
 from orders import terms
 from orders.models import Order
+from orders.pricing import price_order
 from portal import oneoffice
 from portal.ids import new_id
 from portal.models import ProvisioningCall
@@ -366,6 +367,7 @@ def _placed(order: Order, reply: oneoffice.Reply | None, applied_on: date) -> li
     order.term_start = applied_on
     order.term_end = terms.term_end(applied_on, order.duration)
     order.current_term_end = order.term_end
+    price_order(order, on=order.term_start)
     return ["status", "term_start", "term_end", "current_term_end"]
 
 
@@ -382,4 +384,5 @@ def _renewed(renewal: Order, reply: oneoffice.Reply | None, applied_on: date) ->
         subscription.status = Order.Status.ACTIVE
     subscription.save(update_fields=["current_term_end", "status", "updated_at"])
     renewal.parent = subscription
+    price_order(renewal, on=renewal.term_start)
     return ["status", "term_start", "term_end"]

@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -82,11 +83,45 @@ def fill(total: int, today: date) -> None:
     """`total` orders: three in four are subscriptions, the rest renewals of active ones."""
     from django.contrib.auth import get_user_model
     from django.db import connection, transaction
+    from django.utils import timezone
 
     from customers.models import Customer
-    from orders.models import Order
+    from orders.models import Order, Price
+    from orders.pricing import order_value
+    from portal.models import ProvisioningCall
 
     rng = random.Random(20250101)
+    currency = settings_currency()
+    unit_prices = {}
+    for product in Order.Product.values:
+        for duration in Order.Duration.values:
+            unit = Decimal(rng.randint(200, 5000)) / 100 * (10 if duration == "yearly" else 1)
+            unit_prices[product, duration] = unit
+            Price.objects.create(
+                product=product,
+                duration=duration,
+                unit_price=unit,
+                valid_from=date(2020, 1, 1),
+                currency=currency,
+            )
+
+    def priced(order: Order) -> Order:
+        """A confirmed term's recorded value, as the service records it; one in 50 unpriced."""
+        if order.term_start is None or rng.random() < 0.02:
+            return order
+        order.unit_price = unit_prices[order.product, order.duration]
+        order.currency = currency
+        order.discount_percent = Decimal(rng.choice([0, 0, 0, 5, 10]))
+        order.value = order_value(
+            licenses=order.licenses,
+            unit_price=order.unit_price,
+            discount_percent=order.discount_percent,
+            currency=currency,
+        )
+        if order.parent_id is None:
+            order.current_value, order.current_currency = order.value, currency
+        return order
+
     User = get_user_model()
     managers = User.objects.bulk_create(
         User(username=f"manager{i}", email=f"manager{i}@reseller.example", is_staff=True)
@@ -133,44 +168,92 @@ def fill(total: int, today: date) -> None:
                     # Mostly running terms; a few lapsed ones, as in a real book.
                     term_end = today + timedelta(days=rng.randint(-30, 365))
                 batch.append(
-                    Order(
-                        number=f"BENCH-O{i:07d}",
-                        customer=customers[i % customer_count],
-                        product=rng.choice(products),
-                        licenses=rng.randint(1, 500),
-                        duration=duration,
-                        status=status,
-                        pending_action="place" if status == S.PENDING else "",
-                        current_term_end=term_end,
-                        term_start=term_end and term_end - timedelta(days=30),
-                        term_end=term_end,
+                    priced(
+                        Order(
+                            number=f"BENCH-O{i:07d}",
+                            customer=customers[i % customer_count],
+                            product=rng.choice(products),
+                            licenses=rng.randint(1, 500),
+                            duration=duration,
+                            status=status,
+                            pending_action="place" if status == S.PENDING else "",
+                            current_term_end=term_end,
+                            term_start=term_end and term_end - timedelta(days=30),
+                            term_end=term_end,
+                        )
                     )
                 )
             created = Order.objects.bulk_create(batch)
             active_ids += [o.pk for o in created if o.status == S.ACTIVE]
-    orders_by_id = dict(
-        Order.objects.filter(pk__in=active_ids).values_list("pk", "customer_id").iterator()
-    )
+            now = timezone.now()
+            # The call log dates each cancellation: churn and MRR by month read it.
+            ProvisioningCall.objects.bulk_create(
+                ProvisioningCall(
+                    method=ProvisioningCall.Method.CANCEL_ORDER,
+                    params={"id": o.number},
+                    customer_id=o.customer_id,
+                    order=o,
+                    outcome=ProvisioningCall.Outcome.OK,
+                    started_at=now - timedelta(days=rng.randint(0, 400)),
+                    finished_at=now - timedelta(days=rng.randint(0, 400)),
+                )
+                for o in created
+                if o.status == S.CANCELLED
+            )
+    parents = {
+        pk: (customer_id, term_end)
+        for pk, customer_id, term_end in Order.objects.filter(pk__in=active_ids)
+        .values_list("pk", "customer_id", "current_term_end")
+        .iterator()
+    }
+    renewed: dict[int, Order] = {}
     with transaction.atomic():
         renewals = total - subscriptions
         for start in range(0, renewals, BATCH):
             batch = []
             for i in range(start, min(start + BATCH, renewals)):
                 parent_id = active_ids[i % len(active_ids)]
-                batch.append(
+                customer_id, term_end = parents[parent_id]
+                # The renewal is the current term; the first order's term ran before it.
+                renewal = priced(
                     Order(
                         number=f"BENCH-R{i:07d}",
-                        customer_id=orders_by_id[parent_id],
+                        customer_id=customer_id,
                         parent_id=parent_id,
                         product=rng.choice(products),
                         licenses=rng.randint(1, 500),
                         duration=Order.Duration.MONTHLY,
                         status=S.ACTIVE,
+                        term_start=term_end - timedelta(days=30),
+                        term_end=term_end,
                     )
                 )
+                batch.append(renewal)
+                renewed[parent_id] = renewal
             Order.objects.bulk_create(batch)
+        first_terms = Order.objects.filter(pk__in=list(renewed)).only(
+            "term_start", "term_end", "current_value", "current_currency"
+        )
+        updated = []
+        for order in first_terms.iterator():
+            renewal = renewed[order.pk]
+            order.term_start = renewal.term_start - timedelta(days=30)
+            order.term_end = renewal.term_start
+            order.current_value, order.current_currency = renewal.value, renewal.currency
+            updated.append(order)
+        Order.objects.bulk_update(
+            updated,
+            ["term_start", "term_end", "current_value", "current_currency"],
+            batch_size=1000,
+        )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
+
+
+def settings_currency() -> str:
+    from django.conf import settings
+
+    return settings.PORTAL_CURRENCY
 
 
 def measure(fn: Callable[[], object], runs: int) -> tuple[int, float, object]:
@@ -208,6 +291,198 @@ def due_raw_sql(today: date, last: date) -> tuple[str, list]:
         "ORDER BY o.current_term_end, o.number"
     )
     return sql, [today, last]
+
+
+CANCEL_DATES = (
+    "SELECT order_id, MIN(finished_at) AS cancelled_at FROM portal_provisioningcall "
+    "WHERE method = 'cancelOrder' AND outcome = 'ok' GROUP BY order_id"
+)
+
+
+def revenue_raw_sql(today: date) -> dict[str, tuple[str, list]]:
+    """Each dashboard revenue figure written by hand, as its definition in the README reads."""
+    from django.conf import settings
+    from django.db import connection
+
+    from orders import revenue
+
+    def d(day: date):
+        return connection.ops.adapt_datefield_value(day)
+
+    def start_of(day: date):
+        return connection.ops.adapt_datetimefield_value(revenue._start_of(day))
+
+    cur = settings.PORTAL_CURRENCY
+    priced = "current_value IS NOT NULL AND current_currency = %s"
+    recurring = (
+        "SELECT product, "
+        "SUM(CASE WHEN status = 'active' THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN status = 'suspended' THEN 1 ELSE 0 END), "
+        f"SUM(CASE WHEN NOT ({priced}) THEN 1 ELSE 0 END), "
+        f"SUM(CASE WHEN status = 'active' AND duration = 'monthly' AND {priced} "
+        "THEN current_value END), "
+        f"SUM(CASE WHEN status = 'active' AND duration = 'yearly' AND {priced} "
+        "THEN current_value END) "
+        "FROM orders_order WHERE parent_id IS NULL AND status IN ('active', 'suspended') "
+        "AND current_term_end >= %s GROUP BY product ORDER BY product"
+    )
+    due_parts, due_params = [], []
+    for days in revenue.DUE_HORIZONS:
+        last = d(today + timedelta(days=days))
+        due_parts += [
+            "SUM(CASE WHEN current_term_end >= %s AND current_term_end <= %s THEN 1 ELSE 0 END)",
+            "SUM(CASE WHEN current_term_end >= %s AND current_term_end <= %s "
+            f"AND {priced} THEN current_value END)",
+        ]
+        due_params += [d(today), last, d(today), last, cur]
+    due_parts += [
+        "SUM(CASE WHEN current_term_end < %s THEN 1 ELSE 0 END)",
+        f"SUM(CASE WHEN current_term_end < %s AND {priced} THEN current_value END)",
+    ]
+    due_params += [d(today), d(today), cur]
+    due = (
+        f"SELECT {', '.join(due_parts)} FROM orders_order WHERE parent_id IS NULL "
+        "AND status IN ('active', 'suspended') AND current_term_end <= %s"
+    )
+    churn_parts, churn_params = [], []
+    for days in revenue.CHURN_PERIODS:
+        since = start_of(today - timedelta(days=days - 1))
+        first = d(today - timedelta(days=days))
+        churn_parts += [
+            "SUM(CASE WHEN o.status = 'cancelled' AND c.cancelled_at >= %s THEN 1 ELSE 0 END)",
+            "SUM(CASE WHEN o.status = 'cancelled' AND c.cancelled_at >= %s "
+            f"AND {priced} THEN current_value END)",
+            "SUM(CASE WHEN o.status <> 'cancelled' AND current_term_end >= %s THEN 1 ELSE 0 END)",
+            "SUM(CASE WHEN o.status <> 'cancelled' AND current_term_end >= %s "
+            f"AND {priced} THEN current_value END)",
+        ]
+        churn_params += [since, since, cur, first, first, cur]
+    longest = d(today - timedelta(days=max(revenue.CHURN_PERIODS)))
+    churn = (
+        f"SELECT {', '.join(churn_parts)} FROM orders_order o "
+        f"LEFT JOIN ({CANCEL_DATES}) c ON c.order_id = o.id "
+        "WHERE o.parent_id IS NULL AND (o.status = 'cancelled' OR "
+        "(o.status IN ('active', 'suspended') AND current_term_end < %s "
+        "AND current_term_end >= %s))"
+    )
+    rate = (
+        "SELECT COUNT(*), SUM(CASE WHEN EXISTS (SELECT 1 FROM orders_order r "
+        "WHERE r.parent_id = COALESCE(o.parent_id, o.id) AND r.term_start = o.term_end "
+        "AND r.status = 'active') THEN 1 ELSE 0 END) "
+        "FROM orders_order o WHERE o.term_end >= %s AND o.term_end < %s"
+    )
+    days = revenue.month_ends(today)[:-1]
+    month_parts, month_params = [], []
+    for day in days:
+        for duration in ("monthly", "yearly"):
+            month_parts.append(
+                "SUM(CASE WHEN term_start <= %s AND term_end > %s AND duration = %s AND "
+                "(c.cancelled_at IS NULL OR c.cancelled_at >= %s) THEN value END)"
+            )
+            month_params += [d(day), d(day), duration, start_of(day + timedelta(days=1))]
+    months = (
+        f"SELECT {', '.join(month_parts)} FROM orders_order o "
+        f"LEFT JOIN ({CANCEL_DATES}) c ON c.order_id = COALESCE(o.parent_id, o.id) "
+        "WHERE value IS NOT NULL AND currency = %s AND term_start <= %s AND term_end > %s"
+    )
+    weeks = (
+        "SELECT current_term_end, COUNT(*), "
+        f"SUM(CASE WHEN {priced} THEN current_value END) FROM orders_order "
+        "WHERE parent_id IS NULL AND status IN ('active', 'suspended') "
+        "AND current_term_end >= %s AND current_term_end <= %s GROUP BY current_term_end"
+    )
+    return {
+        "MRR and ARR by product": (recurring, [cur, cur, cur, d(today)]),
+        "renewals due 15/30/90 days, lapsed": (
+            due,
+            [*due_params, d(today + timedelta(days=max(revenue.DUE_HORIZONS)))],
+        ),
+        "churn, last 30/90 days": (churn, [*churn_params, d(today), longest]),
+        "renewal rate, last 90 days": (
+            rate,
+            [d(today - timedelta(days=revenue.RENEWAL_RATE_DAYS)), d(today)],
+        ),
+        "MRR by month, last 12 months": (
+            months,
+            [*month_params, cur, d(days[-1]), d(days[0])],
+        ),
+        "renewal value due per week, 12 weeks": (
+            weeks,
+            [cur, d(today), d(today + timedelta(days=7 * 12 - 1))],
+        ),
+    }
+
+
+def measure_pair(
+    first: Callable[[], object], second: Callable[[], object], runs: int
+) -> tuple[float, float, object]:
+    """Median seconds of each, run in turns so a busy machine slows both alike; and the
+    second's last result."""
+    first(), second()
+    first_times, second_times = [], []
+    for _ in range(runs):
+        started = time.perf_counter()
+        first()
+        first_times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        result = second()
+        second_times.append(time.perf_counter() - started)
+    return statistics.median(first_times), statistics.median(second_times), result
+
+
+def orm_statements(fn: Callable[[], object]) -> list[tuple[str, list]]:
+    """The SQL and parameters `fn` sends, exactly, to be timed on their own."""
+    from django.db import connection
+
+    statements = []
+
+    def record(execute, sql, params, many, context):
+        statements.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        fn()
+    return statements
+
+
+def _money(amount) -> Decimal:
+    return Decimal(str(amount or 0)).quantize(Decimal("0.01"))
+
+
+def revenue_checks(today: date, raw: dict[str, list]) -> None:
+    """The ORM's figures equal the hand-written SQL's: same definition, same numbers."""
+    from orders import revenue
+
+    recurring = revenue.revenue_recurring(today=today)
+    exact = sum(
+        (Decimal(str(row[4] or 0)) + Decimal(str(row[5] or 0)) / 12)
+        for row in raw["MRR and ARR by product"]
+    )
+    assert recurring.mrr == _money(exact), (recurring.mrr, exact)
+    due = revenue.revenue_renewals_due(today=today)
+    flat = raw["renewals due 15/30/90 days, lapsed"][0]
+    assert [x for a in due for x in (a.count, a.value)] == [
+        int(v or 0) if i % 2 == 0 else _money(v) for i, v in enumerate(flat)
+    ]
+    churn = revenue.revenue_churn(today=today)
+    flat = raw["churn, last 30/90 days"][0]
+    assert [
+        x for c in churn for x in (c.cancelled, c.cancelled_value, c.lapsed, c.lapsed_value)
+    ] == [int(v or 0) if i % 2 == 0 else _money(v) for i, v in enumerate(flat)]
+    rate = revenue.revenue_renewal_rate(today=today)
+    assert (rate.came_due, rate.renewed) == tuple(
+        int(v or 0) for v in raw["renewal rate, last 90 days"][0]
+    )
+    months = revenue.revenue_mrr_by_month(today=today)[:-1]
+    flat = raw["MRR by month, last 12 months"][0]
+    assert [p.value for p in months] == [
+        _money(Decimal(str(flat[2 * i] or 0)) + Decimal(str(flat[2 * i + 1] or 0)) / 12)
+        for i in range(len(months))
+    ]
+    weeks = revenue.revenue_due_per_week(today=today)
+    assert sum(w.count for w in weeks) == sum(
+        row[1] for row in raw["renewal value due per week, 12 weeks"]
+    )
 
 
 def main() -> int:
@@ -302,6 +577,35 @@ def main() -> int:
     rows.append(("same predicate, hand-written SQL", queries, raw_seconds))
     assert [row[0] for row in raw_rows] == [order.pk for order in selected], "results differ"
 
+    from orders import revenue
+
+    figures = {
+        "MRR and ARR by product": lambda: revenue.revenue_recurring(today=today),
+        "renewals due 15/30/90 days, lapsed": lambda: revenue.revenue_renewals_due(today=today),
+        "churn, last 30/90 days": lambda: revenue.revenue_churn(today=today),
+        "renewal rate, last 90 days": lambda: revenue.revenue_renewal_rate(today=today),
+        "MRR by month, last 12 months": lambda: revenue.revenue_mrr_by_month(
+            today=today, current=Decimal(0)
+        ),
+        "renewal value due per week, 12 weeks": lambda: revenue.revenue_due_per_week(today=today),
+    }
+    revenue_rows = []
+    raw_results = {}
+    for label, (sql, params) in revenue_raw_sql(today).items():
+        queries, orm_seconds, _ = measure(figures[label], args.runs)
+        statements = orm_statements(figures[label])
+        orm_sql_seconds, hand_seconds, raw_results[label] = measure_pair(
+            lambda statements=statements: [fetch(*statement) for statement in statements],
+            lambda sql=sql, params=params: fetch(sql, params),
+            args.runs,
+        )
+        revenue_rows.append((label, queries, orm_seconds, orm_sql_seconds, hand_seconds))
+    revenue_checks(today, raw_results)
+    context_queries, context_seconds, _ = measure(
+        lambda: revenue.dashboard_context(today=today), args.runs
+    )
+    priced = Order.objects.filter(value__isnull=False).count()
+
     vendor = connection.vendor
     if vendor == "sqlite":
         version = ".".join(str(part) for part in connection.Database.sqlite_version_info)
@@ -321,6 +625,24 @@ def main() -> int:
     print("|---|---:|---:|")
     print(f"| selector's query, rows | {compiled_seconds / raw_seconds:.2f}x | 1.5x |")
     print(f"| selector, evaluated to model objects | {selector_seconds / raw_seconds:.2f}x | - |")
+    print()
+    print(
+        f"Revenue figures ({priced:,} orders with a value; results equal the hand-written SQL's):\n"
+    )
+    print(
+        "| figure | queries | function ms | its ORM SQL ms | hand-written SQL ms "
+        "| ORM SQL ÷ hand | target |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for label, count, orm_seconds, orm_sql_seconds, hand_seconds in revenue_rows:
+        print(
+            f"| {label} | {count} | {orm_seconds * 1000:,.1f} | {orm_sql_seconds * 1000:,.1f} | "
+            f"{hand_seconds * 1000:,.1f} | {orm_sql_seconds / hand_seconds:.2f}x | 1.5x |"
+        )
+    print(
+        f"| all six (the dashboard's revenue part) | {context_queries} | "
+        f"{context_seconds * 1000:,.1f} | - | - | - | - |"
+    )
     for note in notes:
         print(f"\n{note}")
     if args.explain:

@@ -1,0 +1,94 @@
+"""What an order is worth: the price list on the day its term starts, the discount, one rounding.
+
+The provisioning service calls `price_order` once a term is confirmed (placed or renewed), in
+the same transaction that records the term. Nothing else writes the recorded values, so a later
+change to the price list never changes an order already sold.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.conf import settings
+
+from orders.models import Order, Price
+
+HUNDRED = Decimal(100)
+# ISO 4217 currencies without minor units; every other currency is rounded to cents.
+_NO_MINOR_UNITS = {"CLP", "ISK", "JPY", "KRW", "PYG", "UGX", "VND", "XAF", "XOF"}
+
+
+def money_quantum(currency: str) -> Decimal:
+    """The smallest amount of `currency`: 0.01, or 1 for currencies without cents."""
+    return Decimal(1) if currency.upper() in _NO_MINOR_UNITS else Decimal("0.01")
+
+
+def order_value(
+    *, licenses: int, unit_price: Decimal, discount_percent: Decimal, currency: str
+) -> Decimal:
+    """licenses × unit price × (1 − discount), computed exactly and rounded half-up once."""
+    exact = licenses * unit_price * (HUNDRED - discount_percent) / HUNDRED
+    return exact.quantize(money_quantum(currency), rounding=ROUND_HALF_UP)
+
+
+def price_on(*, product: str, duration: str, on: date) -> Price | None:
+    """The price-list line in force on `on` (the newest from on or before it), or None."""
+    return (
+        Price.objects.filter(
+            product=product,
+            duration=duration,
+            currency=settings.PORTAL_CURRENCY,
+            valid_from__lte=on,
+        )
+        .order_by("-valid_from")
+        .first()
+    )
+
+
+def price_order(order: Order, *, on: date) -> list[str]:
+    """Record on `order` the unit price, currency and value in force on `on`, its term's start.
+
+    Called by the service when a term is confirmed, inside the transaction that records it. A
+    renewal keeps the discount of its subscription. Without a price for the day the values stay
+    empty ("no price"). The subscription's current term value follows its latest term. Writes
+    the order's row (and a renewal's subscription row) and returns the order's fields it wrote.
+    """
+    if not order.is_first_order:
+        order.discount_percent = order.parent.discount_percent
+    price = price_on(product=order.product, duration=order.duration, on=on)
+    if price is None:
+        order.unit_price, order.currency, order.value = None, "", None
+    else:
+        order.unit_price, order.currency = price.unit_price, price.currency
+        order.value = order_value(
+            licenses=order.licenses,
+            unit_price=price.unit_price,
+            discount_percent=order.discount_percent,
+            currency=price.currency,
+        )
+    fields = ["unit_price", "currency", "value", "discount_percent"]
+    current = {"current_value": order.value, "current_currency": order.currency}
+    subscription = order if order.is_first_order else order.parent
+    for name, value in current.items():
+        setattr(subscription, name, value)
+    if order.is_first_order:
+        fields += current
+    else:
+        Order.objects.filter(pk=order.parent_id).update(**current)
+    Order.objects.filter(pk=order.pk).update(**{name: getattr(order, name) for name in fields})
+    return fields
+
+
+def monthly(value: Decimal, duration: str) -> Decimal:
+    """A term's value per month: a yearly term counts one twelfth."""
+    return value / 12 if duration == Order.Duration.YEARLY else value
+
+
+def format_money(value: Decimal | None, currency: str) -> str:
+    """`1,234.50 EUR`, or "no price" when the order has none."""
+    if value is None:
+        return "no price"
+    quantum = money_quantum(currency or settings.PORTAL_CURRENCY)
+    rounded = value.quantize(quantum, rounding=ROUND_HALF_UP)
+    return f"{rounded:,} {currency or settings.PORTAL_CURRENCY}"

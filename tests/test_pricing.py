@@ -1,0 +1,500 @@
+"""The price list and order values: a price applies from its date and never to an order already
+sold, one half-up rounding per order value, the discount limit, who may keep prices, and the
+value columns of the list and the CSV."""
+
+import csv
+import io
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from django.conf import settings as django_settings
+from django.urls import reverse
+from hypothesis import given
+from hypothesis import strategies as st
+
+from orders import pricing
+from orders.models import DiscountPolicy, Order, Price
+from portal import provisioning
+from portal.models import ProvisioningCall
+from tests.factories import CustomerFactory, OrderFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+D = Decimal
+
+
+def travel(day: date, hour: int = 12):
+    moment = datetime(
+        day.year, day.month, day.day, hour, tzinfo=ZoneInfo(django_settings.TIME_ZONE)
+    )
+    return time_machine.travel(moment, tick=False)
+
+
+def _price(amount: str, valid_from: date, product="oo-std", duration="monthly") -> Price:
+    # Created directly: the admin refuses past dates, a test needs history.
+    return Price.objects.create(
+        product=product, duration=duration, unit_price=D(amount), valid_from=valid_from
+    )
+
+
+def _place(day: date, **fields) -> Order:
+    with travel(day):
+        customer = provisioning.customer_register(customer=CustomerFactory())
+        return provisioning.order_place(order=OrderFactory(customer=customer, **fields))
+
+
+# Price history -----------------------------------------------------------------------------------
+
+
+def test_price_order_records_the_price_in_force_on_the_term_start():
+    _price("10.00", date(2026, 1, 1))
+    _price("12.00", date(2026, 3, 1))
+    _price("99.00", date(2026, 1, 1), duration="yearly")
+
+    order = _place(date(2026, 2, 28), licenses=20)
+
+    order.refresh_from_db()
+    assert (order.unit_price, order.currency, order.value) == (D("10.0000"), "EUR", D("200.00"))
+    assert order.current_value == D("200.00")
+
+
+def test_renewal_is_priced_on_the_day_its_term_starts_and_leaves_the_first_term_alone():
+    _price("10.00", date(2026, 1, 1))
+    _price("12.00", date(2026, 3, 10))
+    order = _place(date(2026, 2, 10), licenses=20)  # term 10 Feb – 10 Mar
+
+    # Renewed on 1 Mar, before the new price: its term starts 10 Mar, when 12.00 applies.
+    with travel(date(2026, 3, 1)):
+        renewal = provisioning.order_renew(order=order)
+
+    renewal.refresh_from_db()
+    order.refresh_from_db()
+    assert renewal.term_start == date(2026, 3, 10)
+    assert (renewal.unit_price, renewal.value) == (D("12.0000"), D("240.00"))
+    assert order.value == D("200.00")
+    assert (order.current_value, order.current_currency) == (D("240.00"), "EUR")
+
+
+def test_a_new_price_never_changes_an_order_already_sold():
+    _price("10.00", date(2026, 1, 1))
+    order = _place(date(2026, 2, 10), licenses=3)
+    with travel(date(2026, 2, 10)):
+        _price("50.00", date(2026, 2, 10))  # same day, added after the sale
+    Price.objects.filter(valid_from=date(2026, 1, 1)).update(unit_price=D("77.00"))
+
+    order.refresh_from_db()
+    assert (order.unit_price, order.value, order.current_value) == (
+        D("10.0000"),
+        D("30.00"),
+        D("30.00"),
+    )
+
+
+def test_order_without_a_price_is_placed_and_shows_no_price(client, manager_user):
+    _price("10.00", date(2026, 1, 1), product="oo-ent")
+
+    order = _place(date(2026, 2, 10), product="oo-std")
+
+    order.refresh_from_db()
+    assert order.status == Order.Status.ACTIVE
+    assert (order.unit_price, order.currency, order.value) == (None, "", None)
+    client.force_login(manager_user)
+    with travel(date(2026, 2, 11)):
+        html = client.get(reverse("admin:orders_order_changelist")).content.decode()
+    assert "no price" in html
+
+
+def test_price_order_uses_the_newest_line_on_or_before_the_day():
+    _price("10.00", date(2026, 1, 1))
+    _price("11.00", date(2026, 2, 1))
+    _price("13.00", date(2026, 4, 1))
+
+    assert pricing.price_on(
+        product="oo-std", duration="monthly", on=date(2026, 1, 31)
+    ).unit_price == D("10")
+    assert pricing.price_on(
+        product="oo-std", duration="monthly", on=date(2026, 2, 1)
+    ).unit_price == D("11")
+    assert pricing.price_on(
+        product="oo-std", duration="monthly", on=date(2026, 3, 31)
+    ).unit_price == D("11")
+    assert pricing.price_on(product="oo-std", duration="monthly", on=date(2025, 12, 31)) is None
+
+
+def test_price_order_ignores_prices_in_another_currency(settings):
+    settings.PORTAL_CURRENCY = "EUR"
+    Price.objects.create(
+        product="oo-std",
+        duration="monthly",
+        unit_price=D("5"),
+        currency="USD",
+        valid_from=date(2026, 1, 1),
+    )
+
+    assert pricing.price_on(product="oo-std", duration="monthly", on=date(2026, 2, 1)) is None
+
+
+# Rounding ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("licenses", "unit", "discount", "expected"),
+    [
+        (1, "0.125", "0", "0.13"),  # half-up, not half-even (0.12)
+        (3, "0.015", "0", "0.05"),  # rounded once: 0.045, not 3 × 0.02
+        (3, "0.3333", "0", "1.00"),
+        (7, "9.99", "12.5", "61.19"),  # 61.18875
+        (1, "0.01", "50", "0.01"),  # 0.005 rounds up
+        (100000, "123.4567", "33.33", "8230858.19"),
+    ],
+)
+def test_order_value_rounds_half_up_once(licenses, unit, discount, expected):
+    value = pricing.order_value(
+        licenses=licenses, unit_price=D(unit), discount_percent=D(discount), currency="EUR"
+    )
+
+    assert value == D(expected)
+
+
+def test_order_value_in_a_currency_without_cents():
+    assert pricing.order_value(
+        licenses=3, unit_price=D("150.5"), discount_percent=D("0"), currency="JPY"
+    ) == D("452")
+
+
+@given(
+    licenses=st.integers(1, 100_000),
+    unit_cents=st.integers(0, 10**10),
+    discount_hundredths=st.integers(0, 10_000),
+)
+def test_order_value_is_the_exact_product_rounded_half_up(
+    licenses, unit_cents, discount_hundredths
+):
+    unit = D(unit_cents) / 10_000
+    discount = D(discount_hundredths) / 100
+
+    value = pricing.order_value(
+        licenses=licenses, unit_price=unit, discount_percent=discount, currency="EUR"
+    )
+
+    exact = Fraction(licenses) * Fraction(unit) * (100 - Fraction(discount)) / 100
+    assert abs(Fraction(value) - exact) <= Fraction(1, 200)
+    # Exactly halfway goes up, never down.
+    if (exact * 100) % 1 == Fraction(1, 2):
+        assert Fraction(value) > exact
+    assert value.as_tuple().exponent == -2
+
+
+# Discount ----------------------------------------------------------------------------------------
+
+
+def test_discount_above_the_maximum_is_refused_before_sending(sandbox):
+    DiscountPolicy.objects.create(max_discount_percent=D("10"))
+    with travel(date(2026, 2, 10)):
+        customer = provisioning.customer_register(customer=CustomerFactory())
+        order = OrderFactory(customer=customer, discount_percent=D("15"))
+
+        with pytest.raises(provisioning.InvalidInput) as raised:
+            provisioning.order_place(order=order)
+
+    assert "discount_percent" in raised.value.errors
+    assert "At most 10" in str(raised.value)
+    assert not ProvisioningCall.objects.filter(order=order).exists()
+    assert order.number not in sandbox.snapshot()["orders"]
+    order.refresh_from_db()
+    assert order.status == Order.Status.DRAFT
+
+
+def test_discount_lowered_after_the_order_was_saved_stops_the_placing(sandbox):
+    DiscountPolicy.objects.create(max_discount_percent=D("20"))
+    with travel(date(2026, 2, 10)):
+        customer = provisioning.customer_register(customer=CustomerFactory())
+        order = OrderFactory(customer=customer, discount_percent=D("20"))
+        DiscountPolicy.objects.update(max_discount_percent=D("5"))
+
+        with pytest.raises(provisioning.InvalidInput):
+            provisioning.order_place(order=Order.objects.get(pk=order.pk))
+
+    assert order.number not in sandbox.snapshot()["orders"]
+
+
+def test_discount_within_the_maximum_is_recorded_and_kept_by_renewals():
+    DiscountPolicy.objects.create(max_discount_percent=D("25"))
+    _price("10.00", date(2026, 1, 1))
+    order = _place(date(2026, 2, 10), licenses=7, discount_percent=D("12.5"))
+    with travel(date(2026, 3, 1)):
+        DiscountPolicy.objects.update(max_discount_percent=D("0"))
+        renewal = provisioning.order_renew(order=order)
+
+    order.refresh_from_db()
+    renewal.refresh_from_db()
+    assert order.value == D("61.25")
+    assert (renewal.discount_percent, renewal.value) == (D("12.50"), D("61.25"))
+
+
+def test_admin_form_refuses_a_discount_above_the_maximum_on_its_field(
+    client, sales_user, registered_customer
+):
+    DiscountPolicy.objects.create(max_discount_percent=D("10"))
+    client.force_login(sales_user)
+    customer = registered_customer
+    data = {
+        "customer": customer.pk,
+        "number": "",
+        "product": "oo-std",
+        "licenses": 20,
+        "duration": "monthly",
+        "discount_percent": "10.01",
+        "_save": "Save",
+    }
+
+    response = client.post(reverse("admin:orders_order_add"), data)
+
+    assert response.status_code == 200
+    assert "discount_percent" in response.context["adminform"].form.errors
+    assert not Order.objects.exists()
+    assert (
+        client.post(
+            reverse("admin:orders_order_add"), {**data, "discount_percent": "10"}
+        ).status_code
+        == 302
+    )
+    assert Order.objects.get().discount_percent == D("10")
+
+
+def test_no_discount_is_allowed_until_managers_set_a_maximum():
+    order = OrderFactory(discount_percent=D("1"))
+
+    with pytest.raises(Exception) as raised:
+        order.full_clean()
+
+    assert "discount_percent" in raised.value.message_dict
+
+
+# Who keeps prices --------------------------------------------------------------------------------
+
+
+def _price_post(**overrides) -> dict:
+    return {
+        "product": "oo-std",
+        "duration": "monthly",
+        "unit_price": "10.00",
+        "valid_from": "2026-03-01",
+        "_save": "Save",
+        **overrides,
+    }
+
+
+def test_managers_add_prices_and_sales_only_read_them(client, manager_user, sales_user):
+    add = reverse("admin:orders_price_add")
+    with travel(date(2026, 2, 10)):
+        client.force_login(sales_user)
+        assert client.get(reverse("admin:orders_price_changelist")).status_code == 200
+        assert client.post(add, _price_post()).status_code == 403
+        assert client.get(reverse("admin:orders_discountpolicy_add")).status_code == 403
+        client.force_login(manager_user)
+        assert client.post(add, _price_post()).status_code == 302
+
+    price = Price.objects.get()
+    assert (price.unit_price, price.currency, price.created_by) == (D("10"), "EUR", manager_user)
+
+
+def test_a_price_cannot_start_in_the_past(client, manager_user):
+    client.force_login(manager_user)
+    with travel(date(2026, 2, 10)):
+        response = client.post(
+            reverse("admin:orders_price_add"), _price_post(valid_from="2026-02-09")
+        )
+
+    assert response.status_code == 200
+    assert "valid_from" in response.context["adminform"].form.errors
+    assert not Price.objects.exists()
+
+
+def test_a_second_price_from_the_same_day_is_refused_on_its_field(client, manager_user):
+    client.force_login(manager_user)
+    with travel(date(2026, 2, 10)):
+        first = client.post(reverse("admin:orders_price_add"), _price_post())
+        second = client.post(reverse("admin:orders_price_add"), _price_post(unit_price="9"))
+
+    assert first.status_code == 302
+    assert "valid_from" in second.context["adminform"].form.errors
+    assert Price.objects.get().unit_price == D("10")
+
+
+def test_a_price_whose_date_has_come_is_history(client, manager_user):
+    price = _price("10.00", date(2026, 2, 10))
+    client.force_login(manager_user)
+    change = reverse("admin:orders_price_change", args=[price.pk])
+    delete = reverse("admin:orders_price_delete", args=[price.pk])
+
+    with travel(date(2026, 2, 9)):
+        assert (
+            client.post(
+                change, _price_post(unit_price="11.00", valid_from="2026-02-10")
+            ).status_code
+            == 302
+        )
+    with travel(date(2026, 2, 10)):
+        assert (
+            client.post(
+                change, _price_post(unit_price="12.00", valid_from="2026-02-10")
+            ).status_code
+            == 403
+        )
+        assert client.post(delete, {"post": "yes"}).status_code == 403
+        price.unit_price = D("13")
+        with pytest.raises(Exception, match="history"):
+            price.full_clean()
+
+    price.refresh_from_db()
+    assert price.unit_price == D("11.00")
+
+
+def test_price_list_shows_the_price_in_force_today(client, manager_user):
+    _price("10.00", date(2026, 1, 1))
+    _price("11.00", date(2026, 2, 1))
+    _price("12.00", date(2026, 3, 1))
+    client.force_login(manager_user)
+
+    with travel(date(2026, 2, 10)):
+        response = client.get(reverse("admin:orders_price_changelist"))
+        in_force = client.get(reverse("admin:orders_price_changelist") + "?in_force=today")
+
+    grid = {row["product"]: row["prices"] for row in response.context["price_grid"]}
+    monthly = grid[Order.Product.OO_STD.label][0]
+    assert monthly.unit_price == D("11")
+    assert grid[Order.Product.OO_ENT.label] == [None, None]
+    assert [p.unit_price for p in in_force.context["cl"].result_list] == [D("11")]
+
+
+def test_managers_set_the_maximum_discount(client, manager_user):
+    client.force_login(manager_user)
+    add = reverse("admin:orders_discountpolicy_add")
+
+    assert client.post(add, {"max_discount_percent": "15", "_save": "Save"}).status_code == 302
+    assert DiscountPolicy.max_discount() == D("15")
+    # One policy: "add" opens it again, to be changed.
+    assert client.get(add)["Location"] == reverse("admin:orders_discountpolicy_change", args=[1])
+    client.post(add, {"max_discount_percent": "20", "_save": "Save"})
+    assert DiscountPolicy.objects.get().max_discount_percent == D("15")
+
+
+# The CSV -----------------------------------------------------------------------------------------
+
+
+def _export(client) -> list[dict]:
+    response = client.get(reverse("admin:orders_order_export"))
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_csv_adds_price_discount_value_and_mrr(client, manager_user):
+    with travel(date(2026, 2, 10)):
+        OrderFactory(
+            number="Y1",
+            duration="yearly",
+            status=Order.Status.ACTIVE,
+            current_term_end=date(2027, 1, 1),
+            unit_price=D("9.99"),
+            discount_percent=D("12.5"),
+            value=D("61.19"),
+            currency="EUR",
+            current_value=D("61.19"),
+            current_currency="EUR",
+        )
+        OrderFactory(
+            number="C1",
+            status=Order.Status.CANCELLED,
+            current_term_end=date(2027, 1, 1),
+            value=D("5.00"),
+            currency="EUR",
+            current_value=D("5.00"),
+            current_currency="EUR",
+        )
+        client.force_login(manager_user)
+        rows = {row["order id"]: row for row in _export(client)}
+
+    assert rows["Y1"] == {
+        **rows["Y1"],
+        "unit price": "9.9900",
+        "discount %": "12.50",
+        "order value": "61.19",
+        "current term value": "61.19",
+        "currency": "EUR",
+        "MRR": "5.10",  # 61.19 / 12 = 5.099…
+        "days left": "325",
+    }
+    # A cancelled subscription has no term running: no days left, nothing in MRR.
+    assert (rows["C1"]["days left"], rows["C1"]["MRR"]) == ("", "")
+
+
+def test_csv_cells_stay_formula_safe(client, manager_user):
+    OrderFactory(customer=CustomerFactory(name='=HYPERLINK("http://x")'), number="F1")
+    client.force_login(manager_user)
+
+    row = _export(client)[0]
+
+    assert row["customer"] == '\'=HYPERLINK("http://x")'
+    assert row["order value"] == "" and row["currency"] == ""
+
+
+# Renewals due and reminders ----------------------------------------------------------------------
+
+
+def _due(number: str, days: int, value: str | None) -> Order:
+    from django.utils import timezone
+
+    return OrderFactory(
+        number=number,
+        status=Order.Status.ACTIVE,
+        current_term_end=timezone.localdate() + timedelta(days=days),
+        current_value=D(value) if value else None,
+        current_currency="EUR" if value else "",
+    )
+
+
+def test_renewals_due_page_shows_value_and_sorts_by_it(
+    client, manager_user, django_assert_max_num_queries
+):
+    _due("SOON", 1, "10.00")
+    _due("RICH", 5, "1250.50")
+    _due("NONE", 2, None)
+    client.force_login(manager_user)
+    url = reverse("admin:orders_renewaldue_changelist")
+
+    soonest = client.get(url)
+    with django_assert_max_num_queries(8):
+        by_value = client.get(url + "?sort=value")
+
+    assert [o.number for o in soonest.context["page"]] == ["SOON", "NONE", "RICH"]
+    assert [o.number for o in by_value.context["page"]] == ["RICH", "SOON", "NONE"]
+    html = by_value.content.decode()
+    assert "1,250.50 EUR" in html and "no price" in html
+    assert "sort=value&amp;p=" not in html  # one page: no pager links
+    assert "?sort=value" in soonest.content.decode()
+
+
+def test_reminder_digest_shows_each_subscription_value(mailoutbox):
+    from orders.reminders import send_renewal_reminders
+
+    order = _due("DIGEST", 3, "99.90")
+    order.customer.account_manager = UserFactory(username="anna")
+    order.customer.save()
+
+    send_renewal_reminders()
+
+    assert len(mailoutbox) == 2  # anna's digest and the managers' summary
+    assert all("99.90 EUR" in message.body for message in mailoutbox)
+
+
+def test_order_list_shows_the_current_term_value_with_its_currency(client, manager_user):
+    OrderFactory(current_value=D("1234.5"), current_currency="EUR")
+    client.force_login(manager_user)
+
+    html = client.get(reverse("admin:orders_order_changelist")).content.decode()
+
+    assert "1,234.50 EUR" in html

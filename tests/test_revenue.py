@@ -1,0 +1,297 @@
+"""Revenue figures on a book computed by hand: MRR and ARR (monthly vs yearly, suspended apart,
+unpriced apart), renewals due, churn, renewal rate, MRR by month and value due per week; the
+dashboard that shows them and its query count."""
+
+import re
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from orders import revenue, terms
+from orders.models import Order
+from portal.models import ProvisioningCall
+from tests.factories import OrderFactory
+
+pytestmark = pytest.mark.django_db
+
+TODAY = date(2026, 6, 15)
+S = Order.Status
+D = Decimal
+
+
+@pytest.fixture(autouse=True)
+def today(settings):
+    settings.TIME_ZONE = "Europe/Athens"
+    settings.PORTAL_CURRENCY = "EUR"
+    noon = datetime(2026, 6, 15, 12, tzinfo=ZoneInfo("Europe/Athens"))
+    with time_machine.travel(noon, tick=False):
+        yield TODAY
+
+
+def _subscription(
+    code, product, duration, status, term_end, value, *, currency="EUR", cancelled_at=None
+):
+    length = 12 if duration == "yearly" else 1
+    start = terms.add_months(term_end, -length)
+    order = OrderFactory(
+        number=code,
+        product=product,
+        duration=duration,
+        status=status,
+        term_start=start,
+        term_end=term_end,
+        current_term_end=term_end,
+        value=value,
+        currency=currency if value is not None else "",
+        current_value=value,
+        current_currency=currency if value is not None else "",
+    )
+    if cancelled_at is not None:
+        ProvisioningCall.objects.create(
+            method=ProvisioningCall.Method.CANCEL_ORDER,
+            params={"id": code},
+            order=order,
+            customer=order.customer,
+            outcome=ProvisioningCall.Outcome.OK,
+            finished_at=cancelled_at,
+        )
+    return order
+
+
+@pytest.fixture
+def book():
+    """The hand-computed book of the module docstring's tests (see each test's arithmetic)."""
+    _subscription("A", "oo-std", "monthly", S.ACTIVE, date(2026, 7, 1), D("100.00"))
+    _subscription("B", "oo-std", "yearly", S.ACTIVE, date(2027, 1, 10), D("1200.00"))
+    _subscription("C", "oo-ent", "yearly", S.ACTIVE, date(2026, 6, 20), D("1000.00"))
+    _subscription("D", "oo-ent", "monthly", S.SUSPENDED, date(2026, 6, 25), D("50.00"))
+    _subscription("E", "oo-lite", "monthly", S.ACTIVE, date(2026, 7, 10), None)
+    _subscription("F", "oo-lite", "monthly", S.ACTIVE, date(2026, 6, 10), D("30.00"))
+    _subscription(
+        "G",
+        "erp-std",
+        "yearly",
+        S.CANCELLED,
+        date(2026, 12, 1),
+        D("600.00"),
+        cancelled_at=datetime(2026, 5, 20, 9, tzinfo=UTC),
+    )
+    _subscription(
+        "H",
+        "erp-std",
+        "monthly",
+        S.CANCELLED,
+        date(2026, 4, 1),
+        D("40.00"),
+        cancelled_at=datetime(2026, 4, 1, 10, tzinfo=UTC),
+    )
+    _subscription("I", "oo-std", "monthly", S.ACTIVE, date(2026, 7, 5), D("10.00"), currency="USD")
+    # R: placed 1 Mar, renewed on time twice, then late (5 Jun instead of 1 Jun).
+    first = OrderFactory(
+        number="R",
+        product="oo-lite",
+        duration="monthly",
+        status=S.ACTIVE,
+        term_start=date(2026, 3, 1),
+        term_end=date(2026, 4, 1),
+        current_term_end=date(2026, 7, 5),
+        value=D("18.00"),
+        currency="EUR",
+        current_value=D("20.00"),
+        current_currency="EUR",
+    )
+    for number, start, value in [
+        ("R1", date(2026, 4, 1), "19.00"),
+        ("R2", date(2026, 5, 1), "20.00"),
+        ("R3", date(2026, 6, 5), "20.00"),
+    ]:
+        OrderFactory(
+            number=number,
+            parent=first,
+            customer=first.customer,
+            product="oo-lite",
+            duration="monthly",
+            status=S.ACTIVE,
+            term_start=start,
+            term_end=terms.term_end(start, "monthly"),
+            value=D(value),
+            currency="EUR",
+        )
+    # A renewal that never landed: no term, no value, in no figure.
+    OrderFactory(number="R4", parent=first, customer=first.customer, status=S.FAILED)
+
+
+def test_revenue_mrr_counts_a_yearly_term_one_twelfth(book):
+    figures = revenue.revenue_recurring()
+
+    # A 100 (monthly) + B 1200/12 + C 1000/12 + R 20; F lapsed, D suspended, E/I unpriced.
+    assert figures.mrr == D("303.33")
+    assert figures.arr == D("3640.00")  # 12 × 303.3333..., rounded once
+    by_product = {p.product: p for p in figures.products}
+    assert by_product["oo-std"].mrr == D("200.00")
+    assert by_product["oo-ent"].mrr == D("83.33")
+    assert by_product["oo-ent"].arr == D("1000.00")
+    assert by_product["oo-lite"].mrr == D("20.00")
+    assert by_product["erp-std"].mrr == D("0.00")
+    assert (figures.subscriptions, figures.suspended, figures.unpriced) == (6, 1, 2)
+    assert figures.suspended_mrr == D("50.00")
+    assert by_product["oo-ent"].suspended_mrr == D("50.00")
+
+
+def test_revenue_mrr_monthly_and_yearly_of_the_same_value(today):
+    _subscription("M", "oo-std", "monthly", S.ACTIVE, date(2026, 7, 1), D("120.00"))
+    _subscription("Y", "oo-ent", "yearly", S.ACTIVE, date(2027, 6, 1), D("120.00"))
+
+    by_product = {p.product: p for p in revenue.revenue_recurring().products}
+
+    assert by_product["oo-std"].mrr == D("120.00")
+    assert by_product["oo-ent"].mrr == D("10.00")
+    assert by_product["oo-ent"].arr == D("120.00")
+
+
+def test_revenue_renewals_due_counts_and_values(book):
+    due = {row.key: (row.count, row.value) for row in revenue.revenue_renewals_due()}
+
+    assert due == {
+        "due15": (2, D("1050.00")),  # C 20 Jun, D 25 Jun
+        "due30": (6, D("1170.00")),  # + A 1 Jul, I 5 Jul (USD), R 5 Jul, E 10 Jul (no price)
+        "due90": (6, D("1170.00")),
+        "lapsed": (1, D("30.00")),  # F ended 10 Jun
+    }
+
+
+def test_revenue_churn_of_the_last_30_and_90_days(book):
+    churn = {row.days: row for row in revenue.revenue_churn()}
+
+    # 30 days: G cancelled 20 May; F lapsed 10 Jun. 90 days: also H cancelled 1 Apr.
+    assert (churn[30].cancelled, churn[30].cancelled_value) == (1, D("600.00"))
+    assert (churn[30].lapsed, churn[30].lapsed_value) == (1, D("30.00"))
+    assert churn[30].value == D("630.00")
+    assert (churn[90].cancelled, churn[90].cancelled_value) == (2, D("640.00"))
+    assert churn[90].value == D("670.00")
+
+
+def test_revenue_churn_leaves_out_a_cancellation_vendor_did_not_confirm(today):
+    order = _subscription("X", "oo-std", "monthly", S.CANCELLED, date(2026, 7, 1), D("9.00"))
+    ProvisioningCall.objects.create(
+        method=ProvisioningCall.Method.CANCEL_ORDER,
+        params={},
+        order=order,
+        customer=order.customer,
+        outcome=ProvisioningCall.Outcome.UNKNOWN,
+        finished_at=datetime(2026, 6, 1, tzinfo=UTC),
+    )
+
+    assert revenue.revenue_churn()[0].cancelled == 0
+
+
+def test_revenue_renewal_rate_of_the_last_90_days(book):
+    rate = revenue.revenue_renewal_rate()
+
+    # Terms ended 17 Mar – 14 Jun: R's 1 Apr and 1 May (renewed on their last day), R's 1 Jun
+    # (renewed late, 5 Jun), F's 10 Jun and H's 1 Apr (not renewed).
+    assert (rate.came_due, rate.renewed) == (5, 2)
+    assert rate.percent == D("40.0")
+
+
+def test_revenue_renewal_rate_without_terms_coming_due(today):
+    assert revenue.revenue_renewal_rate().percent is None
+
+
+def test_revenue_mrr_by_month(book):
+    points = revenue.revenue_mrr_by_month()
+
+    assert [p.end for p in points][-4:] == [
+        date(2026, 3, 31),
+        date(2026, 4, 30),
+        date(2026, 5, 31),
+        TODAY,
+    ]
+    values = {p.end: p.value for p in points}
+    # 31 Mar: B 100 + C 83.33 + G 50 + H 40 + R 18.
+    assert values[date(2026, 3, 31)] == D("291.33")
+    # 30 Apr: H ended 1 Apr; R1 19.
+    assert values[date(2026, 4, 30)] == D("252.33")
+    # 31 May: G cancelled 20 May; D 50 (suspended only now), F 30, R2 20.
+    assert values[date(2026, 5, 31)] == D("283.33")
+    assert values[TODAY] == revenue.revenue_recurring().mrr
+    # 31 Jul 2025, the first of the twelve months: only C (started 20 Jun 2025).
+    assert points[0].end == date(2025, 7, 31)
+    assert values[date(2025, 7, 31)] == D("83.33")
+    assert len(points) == 12
+
+
+def test_revenue_due_per_week(book):
+    weeks = revenue.revenue_due_per_week()
+
+    assert len(weeks) == 12
+    assert (weeks[0].start, weeks[0].end) == (TODAY, date(2026, 6, 21))
+    assert [(w.count, w.value) for w in weeks[:4]] == [
+        (1, D("1000.00")),  # C
+        (1, D("50.00")),  # D
+        (3, D("120.00")),  # A, I (USD: counted, no value), R
+        (1, D("0.00")),  # E, no price
+    ]
+    assert sum(w.count for w in weeks[4:]) == 0
+
+
+def _figure(html: str, name: str) -> str:
+    match = re.search(rf'data-figure="{re.escape(name)}">\s*([^<]*?)\s*<', html)
+    assert match, name
+    return match.group(1)
+
+
+def test_dashboard_shows_revenue_and_charts(client, manager_user, book):
+    client.force_login(manager_user)
+
+    html = client.get(reverse("dashboard")).content.decode()
+
+    assert _figure(html, "mrr") == "303.33"
+    assert _figure(html, "arr") == "3,640.00"
+    assert _figure(html, "unpriced") == "2"
+    assert _figure(html, "lapsed-value") == "30.00"
+    assert _figure(html, "churn90-value") == "670.00"
+    assert _figure(html, "renewal-rate").startswith("40.0%")
+    assert _figure(html, "mrr-month-2026-05") == "283.33"
+    charts = re.findall(r'<svg id="[^"]*" class="revenue-chart".*?</svg>', html, flags=re.S)
+    assert len(charts) == 2
+    for chart in charts:
+        assert 'role="img"' in chart and "<title" in chart
+        # Self-contained: no script, nothing fetched from elsewhere.
+        assert "<script" not in chart
+        assert "http" not in chart.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    # Readable without colour: every bar carries its figure as text, this month is hatched.
+    assert ">283.33<" not in charts[0]  # labels are short, the table holds the cents
+    assert ">283<" in charts[0] and "url(#mrr-chart-hatch)" in charts[0]
+
+
+def test_dashboard_revenue_query_count_is_constant(
+    client, manager_user, django_assert_max_num_queries
+):
+    client.force_login(manager_user)
+    for i in range(3):
+        _subscription(f"S{i}", "oo-std", "monthly", S.ACTIVE, date(2026, 7, 1), D("10.00"))
+    with CaptureQueriesContext(connection) as few:
+        revenue.dashboard_context()
+    for i in range(3, 40):
+        _subscription(
+            f"S{i}",
+            "oo-ent",
+            "yearly",
+            S.CANCELLED,
+            date(2026, 12, 1),
+            D("10.00"),
+            cancelled_at=datetime(2026, 6, 1, tzinfo=UTC),
+        )
+    with django_assert_max_num_queries(6), CaptureQueriesContext(connection) as many:
+        revenue.dashboard_context()
+
+    assert len(few) == len(many) == 6
+    assert settings.PORTAL_CURRENCY == "EUR"
