@@ -305,9 +305,10 @@ class OrderAdmin(SafeAutocompleteMixin, ProvisioningAdminMixin, admin.ModelAdmin
         return [*BOOKKEEPING, "timeline"]
 
     def get_inlines(self, request, obj):
-        # Renewals exist only once a subscription has had a term.
-        placed = obj is not None and obj.is_first_order and obj.current_term_end is not None
-        return self.inlines if placed else []
+        # Every subscription's form carries the renewals' management form, even before a first
+        # term (the template then shows nothing): a form opened while a draft and saved after
+        # placing would otherwise miss it and fail with a hidden-field error.
+        return self.inlines if obj is not None and obj.is_first_order else []
 
     def save_model(self, request, obj, form, change):
         if not change:
