@@ -4,10 +4,12 @@ from collections.abc import Iterable, Iterator
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ERROR_FLAG, ChangeList
+from django.forms.models import BaseInlineFormSet
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from orders import terms
 from orders.admin_renewals import RenewalWindowFilter
@@ -90,8 +92,21 @@ def _csv_rows(rows: Iterable[tuple], today) -> Iterator[str]:
         yield writer.writerow([csv_cell(v) for v in (*row[:10], created_at, days_left)])
 
 
+RENEWALS_SHOWN = 20
+
+
+class LatestRenewalsFormSet(BaseInlineFormSet):
+    """The newest renewals only: a subscription renewed monthly for years has hundreds."""
+
+    def get_queryset(self):
+        if not hasattr(self, "_latest"):
+            self._latest = super().get_queryset()[:RENEWALS_SHOWN]
+        return self._latest
+
+
 class RenewalInline(admin.TabularInline):
     model = Order
+    formset = LatestRenewalsFormSet
     fk_name = "parent"
     verbose_name = "renewal"
     verbose_name_plural = "renewals"
@@ -105,9 +120,27 @@ class RenewalInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False
 
+    def get_formset(self, request, obj=None, **kwargs):
+        if obj is not None:
+            total = obj.renewals.count()
+            if total > RENEWALS_SHOWN:
+                url = reverse("admin:orders_order_changelist") + f"?parent__id__exact={obj.pk}"
+                self.verbose_name_plural = format_html(
+                    'renewals: the latest {} of {} <a href="{}">(all renewals)</a>',
+                    RENEWALS_SHOWN,
+                    f"{total:,}",
+                    url,
+                )
+        return super().get_formset(request, obj, **kwargs)
+
 
 class FirstOrderChangeList(ChangeList):
     """The order list shows subscriptions (first orders); renewals live on their pages."""
+
+    def __init__(self, request, *args, **kwargs):
+        # A subscription's page links here for all its renewals.
+        self.renewals_of = request.GET.get("parent__id__exact")
+        super().__init__(request, *args, **kwargs)
 
     # Everything the list counts and filters starts here, the "N total" count included.
     @property
@@ -116,7 +149,9 @@ class FirstOrderChangeList(ChangeList):
 
     @root_queryset.setter
     def root_queryset(self, queryset):
-        self._root_queryset = queryset.filter(parent__isnull=True)
+        if self.renewals_of is None:
+            queryset = queryset.filter(parent__isnull=True)
+        self._root_queryset = queryset
 
 
 @admin.register(Order)
