@@ -1,8 +1,10 @@
 from django.contrib import admin
+from django.db.models import Q
 
 from customers.models import Customer
-from portal import provisioning
+from portal import changelists, provisioning
 from portal.admin import NeedsAttentionFilter, Provisioning, ProvisioningAdminMixin, call_log_link
+from portal.changelists import LargeListAdminMixin
 
 REGISTER = "customers.register_customer"
 
@@ -11,11 +13,11 @@ BOOKKEEPING = ["status", "last_error", "attempts", "oneoffice_calls", "created_a
 
 
 @admin.register(Customer)
-class CustomerAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
+class CustomerAdmin(LargeListAdminMixin, ProvisioningAdminMixin, admin.ModelAdmin):
     list_display = ["code", "name", "admin_email", "account_manager", "status", "oneoffice_id"]
     list_filter = ["status", NeedsAttentionFilter, "account_manager"]
     list_select_related = ["account_manager"]
-    search_fields = ["code", "name", "admin_email", "admin_display_name"]
+    search_fields = ["code", "name"]
     fieldsets = [
         (None, {"fields": ["code", "name", "account_manager"]}),
         (
@@ -43,6 +45,14 @@ class CustomerAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
             done="retried",
         ),
     )
+
+    def get_search_results(self, request, queryset, search_term):
+        """A customer id exactly, or the start of the name."""
+        term = changelists.search_term(search_term)
+        if not term:
+            return queryset, False
+        queryset, by_name = changelists.name_prefix_q(queryset, "name", term)
+        return queryset.filter(Q(code__in=changelists.id_variants(term)) | by_name), False
 
     def get_readonly_fields(self, request, obj=None):
         fixed = [*BOOKKEEPING, *MIRRORED]

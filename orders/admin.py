@@ -4,8 +4,9 @@ from collections.abc import Iterable, Iterator
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ERROR_FLAG, ChangeList
-from django.forms.models import BaseInlineFormSet
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -15,8 +16,9 @@ from orders import terms
 from orders.admin_renewals import RenewalWindowFilter
 from orders.filters import SubscriptionNeedsAttentionFilter
 from orders.models import Order
-from portal import provisioning
+from portal import changelists, provisioning
 from portal.admin import Provisioning, ProvisioningAdminMixin, call_log_link
+from portal.changelists import LargeListAdminMixin
 from portal.spreadsheets import csv_cell
 
 S = Order.Status
@@ -155,7 +157,7 @@ class FirstOrderChangeList(ChangeList):
 
 
 @admin.register(Order)
-class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
+class OrderAdmin(LargeListAdminMixin, ProvisioningAdminMixin, admin.ModelAdmin):
     list_display = [
         "number",
         "customer",
@@ -228,6 +230,16 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
 
     def get_changelist(self, request, **kwargs):
         return FirstOrderChangeList
+
+    def get_search_results(self, request, queryset, search_term):
+        """An order id or customer id exactly, or the start of a customer's name."""
+        term = changelists.search_term(search_term)
+        if not term:
+            return queryset, False
+        matches = Q(number__in=changelists.id_variants(term)) | changelists.customer_ids_q(
+            "customer", term
+        )
+        return queryset.filter(matches), False
 
     def get_urls(self):
         return [

@@ -19,7 +19,9 @@ from orders import terms
 from orders.models import Order, ReminderRun, RenewalDue, RenewalReminder
 from orders.reminders import NO_MANAGER, ReminderError, reminder_resend
 from orders.selectors import DUE, LAPSED, NOT_YET_DUE, order_list_due_for_renewal, renewal_state_q
+from portal import changelists
 from portal.admin import ReadOnlyAdmin
+from portal.changelists import LargeListAdminMixin
 
 RENEWALS_PER_PAGE = 100
 
@@ -84,7 +86,7 @@ class ReminderRunAdmin(ReadOnlyAdmin):
 
 
 @admin.register(RenewalReminder)
-class RenewalReminderAdmin(ReadOnlyAdmin):
+class RenewalReminderAdmin(LargeListAdminMixin, ReadOnlyAdmin):
     list_display = [
         "subscription",
         "customer",
@@ -97,7 +99,7 @@ class RenewalReminderAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["forced", "term_end"]
     list_select_related = ["subscription__customer", "requested_by", "run"]
-    search_fields = ["subscription__number", "subscription__customer__name", "recipients"]
+    search_fields = ["subscription__number", "subscription__customer__name"]
     date_hierarchy = "sent_at"
     readonly_fields = [
         "subscription",
@@ -110,6 +112,16 @@ class RenewalReminderAdmin(ReadOnlyAdmin):
         "created_at",
     ]
     fields = readonly_fields
+
+    def get_search_results(self, request, queryset, search_term):
+        """Reminders about an order id exactly, or a customer by id or name prefix."""
+        term = changelists.search_term(search_term)
+        if not term:
+            return queryset, False
+        matches = Q(
+            subscription__number__in=changelists.id_variants(term)
+        ) | changelists.customer_ids_q("subscription__customer", term)
+        return queryset.filter(matches), False
 
     @admin.display(description="customer", ordering="subscription__customer__name")
     def customer(self, obj):

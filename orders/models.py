@@ -246,7 +246,10 @@ class RenewalReminder(models.Model):
                 name="renewal_reminder_once_per_term",
             ),
         ]
-        indexes = [models.Index(fields=["subscription", "sent_at"])]
+        indexes = [
+            models.Index(fields=["subscription", "sent_at"]),
+            models.Index(fields=["created_at", "id"], name="reminder_created_id"),
+        ]
 
     def __str__(self) -> str:
         return f"reminder for {self.subscription_id} (term ends {self.term_end:%Y-%m-%d})"
