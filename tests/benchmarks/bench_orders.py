@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -39,6 +38,13 @@ def parse_args() -> argparse.Namespace:
         "--reuse", action="store_true", help="keep the database if it already holds --orders"
     )
     parser.add_argument("--explain", action="store_true", help="print the due selector's plan")
+    parser.add_argument("--calls", type=int, help="call-log rows (default: as many as orders)")
+    parser.add_argument(
+        "--renewals-of-one", type=int, default=1000, help="renewals of one subscription"
+    )
+    parser.add_argument(
+        "--before-runs", type=int, default=1, help="timed runs of Django's default list"
+    )
     return parser.parse_args()
 
 
@@ -69,6 +75,8 @@ def setup_django(url: str) -> None:
     sys.path.insert(0, str(BASE_DIR))
     os.environ["DATABASE_URL"] = url
     os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
+    # Local defaults (no secrets needed); the timed runs switch DEBUG off again.
+    os.environ.setdefault("DJANGO_DEBUG", "on")
     import django
 
     django.setup()
@@ -78,99 +86,221 @@ def setup_django(url: str) -> None:
     setup_test_environment()
 
 
-def fill(total: int, today: date) -> None:
-    """`total` orders: three in four are subscriptions, the rest renewals of active ones."""
+class Series:
+    """INSERT ... SELECT over a series 0..n-1, in each database's own dialect."""
+
+    def __init__(self, vendor: str):
+        self.vendor = vendor
+
+    def rows(self, n: int) -> tuple[str, str]:
+        """(a WITH clause or "", the FROM item yielding column i)."""
+        if self.vendor == "postgresql":
+            # bigint: the spreading arithmetic below overflows an integer at a million rows.
+            return "", f"generate_series(0::bigint, {n - 1}) AS s(i)"
+        return (
+            f"WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < {n - 1}) ",
+            "s",
+        )
+
+    def padded(self, prefix: str, expr: str) -> str:
+        if self.vendor == "postgresql":
+            return f"'{prefix}' || lpad(({expr})::text, 7, '0')"
+        return f"'{prefix}' || printf('%07d', {expr})"
+
+    def day(self, today: date, offset: str) -> str:
+        if self.vendor == "postgresql":
+            return f"(DATE '{today}' + ({offset})::integer)"
+        return f"date('{today}', ({offset}) || ' days')"
+
+    def stamp(self, now, seconds_ago: str) -> str:
+        text = now.strftime("%Y-%m-%d %H:%M:%S")
+        if self.vendor == "postgresql":
+            return f"(TIMESTAMPTZ '{text}+00' - ({seconds_ago}) * INTERVAL '1 second')"
+        return f"datetime('{text}', '-' || ({seconds_ago}) || ' seconds')"
+
+
+def insert_select(model, n: int, values: dict[str, str], series: Series) -> None:
+    """Insert `n` rows of `model` in one statement; `values` are SQL expressions of `i` per
+    column, every other column takes its field's default (or NULL)."""
+    from django.db import connection
+
+    qn = connection.ops.quote_name
+    columns, exprs = [], []
+    for field in model._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        columns.append(qn(field.column))
+        if field.name in values or field.attname in values:
+            exprs.append(values.get(field.name, values.get(field.attname)))
+        elif field.null and not field.has_default():
+            exprs.append("NULL")
+        else:
+            exprs.append(literal(field.get_db_prep_save(field.get_default(), connection)))
+    with_clause, source = series.rows(n)
+    sql = (
+        f"{with_clause}INSERT INTO {qn(model._meta.db_table)} ({', '.join(columns)}) "
+        f"SELECT {', '.join(exprs)} FROM {source}"
+    )
+    # No parameters: the SQL is ours, and its % signs are modulo operators.
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+
+
+def literal(value) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def case(expr: str, buckets: list[tuple[int, str]], default: str) -> str:
+    whens = " ".join(f"WHEN {expr} < {limit} THEN {value}" for limit, value in buckets)
+    return f"CASE {whens} ELSE {default} END"
+
+
+def fill(total: int, today: date, calls: int, renewals_of_one: int) -> int:
+    """`total` orders: three in four are subscriptions, the rest renewals of active ones; one
+    subscription with `renewals_of_one` more renewals; `calls` call-log rows. Filled with
+    INSERT ... SELECT over a series, a few statements whatever the size."""
     from django.contrib.auth import get_user_model
     from django.db import connection, transaction
+    from django.utils import timezone
 
     from customers.models import Customer
     from orders.models import Order
+    from portal.models import ProvisioningCall
 
-    rng = random.Random(20250101)
+    series = Series(connection.vendor)
+    now = timezone.now()
     User = get_user_model()
     managers = User.objects.bulk_create(
         User(username=f"manager{i}", email=f"manager{i}@reseller.example", is_staff=True)
         for i in range(20)
     )
+    first_manager = min(m.pk for m in managers)
+    assert sorted(m.pk for m in managers) == list(range(first_manager, first_manager + 20))
     subscriptions = total * 3 // 4
     customer_count = max(1, subscriptions // 4)
-    customers = []
     with transaction.atomic():
-        for start in range(0, customer_count, BATCH):
-            customers += Customer.objects.bulk_create(
-                Customer(
-                    code=f"BENCH-C{i:07d}",
-                    name=f"Customer {i} {rng.choice(['Ltd', 'SA', 'GmbH', 'Inc'])}",
-                    admin_email=f"admin{i}@customer.example",
-                    admin_phone="+30 210 555 0100",
-                    admin_display_name="Admin",
-                    account_manager=managers[i % len(managers)] if i % 10 else None,
-                    status=Customer.Status.REGISTERED,
-                )
-                for i in range(start, min(start + BATCH, customer_count))
-            )
-    S = Order.Status
-    weights = [
-        (S.ACTIVE, 60),
-        (S.SUSPENDED, 6),
-        (S.CANCELLED, 20),
-        (S.DRAFT, 6),
-        (S.FAILED, 6),
-        (S.PENDING, 2),
-    ]
-    statuses = [status for status, _ in weights]
-    status_weights = [weight for _, weight in weights]
-    products = Order.Product.values
-    active_ids: list[int] = []
-    with transaction.atomic():
-        for start in range(0, subscriptions, BATCH):
-            batch = []
-            for i in range(start, min(start + BATCH, subscriptions)):
-                status = rng.choices(statuses, status_weights)[0]
-                duration = rng.choice(Order.Duration.values)
-                term_end = None
-                if status not in (S.DRAFT, S.FAILED):
-                    # Mostly running terms; a few lapsed ones, as in a real book.
-                    term_end = today + timedelta(days=rng.randint(-30, 365))
-                batch.append(
-                    Order(
-                        number=f"BENCH-O{i:07d}",
-                        customer=customers[i % customer_count],
-                        product=rng.choice(products),
-                        licenses=rng.randint(1, 500),
-                        duration=duration,
-                        status=status,
-                        pending_action="place" if status == S.PENDING else "",
-                        current_term_end=term_end,
-                        term_start=term_end and term_end - timedelta(days=30),
-                        term_end=term_end,
-                    )
-                )
-            created = Order.objects.bulk_create(batch)
-            active_ids += [o.pk for o in created if o.status == S.ACTIVE]
-    orders_by_id = dict(
-        Order.objects.filter(pk__in=active_ids).values_list("pk", "customer_id").iterator()
-    )
-    with transaction.atomic():
+        insert_select(
+            Customer,
+            customer_count,
+            {
+                "code": series.padded("BENCH-C", "i"),
+                "name": "'Customer ' || i || ' ' || "
+                + case("i % 4", [(1, "'Ltd'"), (2, "'SA'"), (3, "'GmbH'")], "'Inc'"),
+                "admin_email": "'admin' || i || '@customer.example'",
+                "admin_phone": "'+30 210 555 0100'",
+                "admin_display_name": "'Admin'",
+                "account_manager_id": f"CASE WHEN i % 10 = 0 THEN NULL "
+                f"ELSE {first_manager} + i % 20 END",
+                "status": "'registered'",
+                "created_at": series.stamp(now, f"{customer_count} - i"),
+                "updated_at": series.stamp(now, f"{customer_count} - i"),
+            },
+            series,
+        )
+        first_customer = Customer.objects.order_by("pk").values_list("pk", flat=True)[0]
+        # A spread like a real book: statuses by weight, term ends from 30 days ago to a year.
+        h = "((i * 7919 + 13) % 100)"
+        status = case(
+            h,
+            [(60, "'active'"), (66, "'suspended'"), (86, "'cancelled'"), (92, "'draft'")],
+            f"CASE WHEN {h} < 98 THEN 'failed' ELSE 'pending' END",
+        )
+        unplaced = f"({h} >= 86 AND {h} < 98)"
+        term_end = (
+            f"CASE WHEN {unplaced} THEN NULL "
+            f"ELSE {series.day(today, '(i * 104729) % 396 - 30')} END"
+        )
+        term_start = (
+            f"CASE WHEN {unplaced} THEN NULL "
+            f"ELSE {series.day(today, '(i * 104729) % 396 - 60')} END"
+        )
+        products = Order.Product.values
+        insert_select(
+            Order,
+            subscriptions,
+            {
+                "number": series.padded("BENCH-O", "i"),
+                "customer_id": f"{first_customer} + i % {customer_count}",
+                "product": case(
+                    "i % 6",
+                    [(k + 1, f"'{p}'") for k, p in enumerate(products[:-1])],
+                    f"'{products[-1]}'",
+                ),
+                "licenses": "1 + (i * 31) % 500",
+                "duration": "CASE WHEN i % 2 = 0 THEN 'monthly' ELSE 'yearly' END",
+                "status": status,
+                "pending_action": f"CASE WHEN {h} >= 98 THEN 'place' ELSE '' END",
+                "term_start": term_start,
+                "term_end": term_end,
+                "current_term_end": term_end,
+                "created_at": series.stamp(now, f"{total} - i"),
+                "updated_at": series.stamp(now, f"{total} - i"),
+            },
+            series,
+        )
+        qn = connection.ops.quote_name
         renewals = total - subscriptions
-        for start in range(0, renewals, BATCH):
-            batch = []
-            for i in range(start, min(start + BATCH, renewals)):
-                parent_id = active_ids[i % len(active_ids)]
-                batch.append(
-                    Order(
-                        number=f"BENCH-R{i:07d}",
-                        customer_id=orders_by_id[parent_id],
-                        parent_id=parent_id,
-                        product=rng.choice(products),
-                        licenses=rng.randint(1, 500),
-                        duration=Order.Duration.MONTHLY,
-                        status=S.ACTIVE,
-                    )
-                )
-            Order.objects.bulk_create(batch)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {qn(Order._meta.db_table)} (number, customer_id, parent_id, "
+                "product, licenses, duration, status, pending_action, last_error, attempts, "
+                "created_at, updated_at) "
+                f"SELECT {series.padded('BENCH-R', 'k')}, customer_id, id, product, licenses, "
+                "'monthly', 'active', '', '', 0, created_at, created_at FROM ("
+                "SELECT id, customer_id, product, licenses, created_at, "
+                "ROW_NUMBER() OVER (ORDER BY id) AS k FROM orders_order "
+                "WHERE status = 'active' AND parent_id IS NULL) a "
+                f"WHERE k <= {renewals}"
+            )
+        renewed = (
+            Order.objects.filter(parent__isnull=True, status="active")
+            .order_by("-pk")
+            .values_list("pk", "customer_id")[0]
+        )
+        insert_select(
+            Order,
+            renewals_of_one,
+            {
+                "number": series.padded("BENCH-M", "i"),
+                "customer_id": str(renewed[1]),
+                "parent_id": str(renewed[0]),
+                "product": "'oo-std'",
+                "licenses": "10",
+                "duration": "'monthly'",
+                "status": "'active'",
+                "created_at": series.stamp(now, f"{renewals_of_one} - i"),
+                "updated_at": series.stamp(now, f"{renewals_of_one} - i"),
+            },
+            series,
+        )
+        first_order = Order.objects.order_by("pk").values_list("pk", flat=True)[0]
+        # One call in five registers a customer; the rest are about orders. Two years of calls.
+        insert_select(
+            ProvisioningCall,
+            calls,
+            {
+                "method": "CASE WHEN i % 5 = 0 THEN 'createCustomer' ELSE 'createFirstOrder' END",
+                "params": "'{}'",
+                "customer_id": f"CASE WHEN i % 5 = 0 THEN {first_customer} + i % {customer_count} "
+                "ELSE NULL END",
+                "order_id": f"CASE WHEN i % 5 = 0 THEN NULL ELSE {first_order} + i % {total} END",
+                "started_at": series.stamp(now, f"({calls} - i) * {max(1, 63_000_000 // calls)}"),
+                "finished_at": series.stamp(now, f"({calls} - i) * {max(1, 63_000_000 // calls)}"),
+                "duration_ms": "100 + i % 900",
+                "http_status": "200",
+                "outcome": "'ok'",
+            },
+            series,
+        )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
+    return renewed[0]
 
 
 def measure(fn: Callable[[], object], runs: int) -> tuple[int, float, object]:
@@ -210,6 +340,169 @@ def due_raw_sql(today: date, last: date) -> tuple[str, list]:
     return sql, [today, last]
 
 
+# Django's own search over the fields each list searched before: a substring match on each.
+BEFORE_SEARCH = {
+    "orders.order": ["number", "customer__name", "customer__code"],
+    "customers.customer": ["code", "name", "admin_email", "admin_display_name"],
+    "portal.provisioningcall": ["customer__code", "customer__name", "order__number", "error"],
+}
+
+
+def variants(real):
+    """(plain, before) admins for the same model as the real one: "plain" is Django's change
+    list with the same columns and rows and nothing else (no filters, date hierarchy or search);
+    "before" adds the real list's filters and date hierarchy with Django's own machinery (a
+    DISTINCT for the years, two counts per page, substring search)."""
+    from django.contrib import admin
+
+    site = admin.AdminSite(name="bench")
+    real_class = type(real)
+    base = {
+        "list_display": real.list_display,
+        "list_select_related": real.list_select_related,
+        "list_per_page": real.list_per_page,
+        "get_changelist": real_class.get_changelist,
+    }
+    for name in real.list_display:
+        if isinstance(name, str) and hasattr(real_class, name):
+            base[name] = getattr(real_class, name)
+    plain = type("PlainAdmin", (admin.ModelAdmin,), dict(base))
+    label = real.model._meta.label_lower
+    before = type(
+        "BeforeAdmin",
+        (admin.ModelAdmin,),
+        {
+            **base,
+            "list_filter": real.list_filter,
+            "date_hierarchy": real.date_hierarchy,
+            "search_fields": BEFORE_SEARCH[label],
+        },
+    )
+    return plain(real.model, site), before(real.model, site)
+
+
+def scale_tables(args, client, user, today) -> None:
+    """The reminder job, the pages that grow with it, and the three big lists against
+    Django's plain change list, at the size filled."""
+    from django.contrib import admin
+    from django.db import connection, reset_queries
+    from django.test import RequestFactory
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import reverse
+
+    from customers.models import Customer
+    from orders.models import Order, RenewalReminder
+    from orders.reminders import send_renewal_reminders
+    from portal.models import ProvisioningCall
+
+    rows = []
+    reset_queries()
+    RenewalReminder.objects.all().delete()
+    with CaptureQueriesContext(connection) as queries:
+        started = time.perf_counter()
+        run = send_renewal_reminders(today=today)
+        seconds = time.perf_counter() - started
+    rows.append(
+        (
+            f"reminder job ({run.due_count + run.lapsed_count:,} due or lapsed, "
+            f"{run.sent_count:,} reminded, {run.emails_sent} emails)",
+            len(queries),
+            seconds,
+        )
+    )
+    from django.core import mail
+
+    biggest = max((len(m.body) for m in mail.outbox), default=0)
+    mail.outbox = []
+
+    def page(url: str):
+        def get():
+            response = client.get(url)
+            assert response.status_code == 200, (url, response.status_code)
+            return len(response.content)
+
+        return get
+
+    run_url = reverse("admin:orders_reminderrun_change", args=[run.pk])
+    queries, seconds, size = measure(page(run_url), args.runs)
+    rows.append((f"reminder run page ({size / 1024:,.0f} KB)", queries, seconds))
+    listed = reverse("admin:orders_renewalreminder_changelist") + f"?run__id__exact={run.pk}"
+    queries, seconds, _ = measure(page(listed), args.runs)
+    rows.append(("that run's reminders, first page", queries, seconds))
+    renewed = Order.objects.filter(number__startswith="BENCH-M").values_list("parent", flat=True)[0]
+    count = Order.objects.filter(parent=renewed).count()
+    queries, seconds, size = measure(
+        page(reverse("admin:orders_order_change", args=[renewed])), args.runs
+    )
+    rows.append((f"order page with {count:,} renewals ({size / 1024:,.0f} KB)", queries, seconds))
+    print(f"### reminders and pages that grow ({Order.objects.count():,} orders)\n")
+    print("| measurement | SQL queries | ms |")
+    print("|---|---:|---:|")
+    for label, queries, seconds in rows:
+        print(f"| {label} | {queries} | {seconds * 1000:,.1f} |")
+    print(f"\nLargest reminder email: {biggest / 1024:,.1f} KB.\n")
+
+    factory = RequestFactory()
+
+    def changelist(modeladmin, query: str = ""):
+        def get():
+            request = factory.get("/bench/?" + query)
+            request.user = user
+            response = modeladmin.changelist_view(request)
+            response.render()
+            return len(response.content)
+
+        return get
+
+    some_order = Order.objects.filter(parent__isnull=True).order_by("pk")[
+        Order.objects.count() // 3
+    ]
+    some_customer = some_order.customer
+    lists = [
+        (
+            Order,
+            "order list",
+            [
+                ("", "list"),
+                (f"q={some_order.number}", "search an order id"),
+                (f"q={some_customer.code}", "search a customer id"),
+                ("q=Customer+4711+", "search a customer name"),
+            ],
+        ),
+        (
+            ProvisioningCall,
+            "call log",
+            [("", "list"), (f"q={some_order.number}", "search an order id")],
+        ),
+        (
+            Customer,
+            "customer list",
+            [("", "list"), (f"q={some_customer.code}", "search a customer id")],
+        ),
+    ]
+    calls = ProvisioningCall.objects.count()
+    print(
+        f"### lists against Django's plain change list ({Order.objects.count():,} orders, "
+        f"{calls:,} calls, {Customer.objects.count():,} customers)\n"
+    )
+    print("| list | SQL queries | ms | x plain | Django's default: queries | ms | x plain |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for model, name, cases in lists:
+        real = admin.site._registry[model]
+        plain, before = variants(real)
+        _, plain_seconds, _ = measure(changelist(plain), args.runs)
+        for query, label in cases:
+            queries, seconds, _ = measure(changelist(real, query), args.runs)
+            b_queries, b_seconds, _ = measure(changelist(before, query), args.before_runs)
+            print(
+                f"| {name}, {label} | {queries} | {seconds * 1000:,.1f} | "
+                f"{seconds / plain_seconds:.2f}x | {b_queries} | {b_seconds * 1000:,.1f} | "
+                f"{b_seconds / plain_seconds:.2f}x |"
+            )
+        print(f"| {name}, plain change list | | {plain_seconds * 1000:,.1f} | 1.00x | | | |")
+    print()
+
+
 def main() -> int:
     args = parse_args()
     if "bench" not in database_name(args.database_url):
@@ -232,14 +525,19 @@ def main() -> int:
 
     today = timezone.localdate()
     call_command("migrate", verbosity=0)
+    calls = args.orders if args.calls is None else args.calls
+    expected = args.orders + args.renewals_of_one
     existing = Order.objects.count()
-    if existing != args.orders:
+    if existing != expected:
         if existing:
-            print(f"The database holds {existing} orders, not {args.orders}: run without --reuse.")
+            print(f"The database holds {existing} orders, not {expected}: run without --reuse.")
             return 2
         started = time.perf_counter()
-        fill(args.orders, today)
-        print(f"Filled {args.orders:,} orders in {time.perf_counter() - started:.1f} s.\n")
+        fill(args.orders, today, calls, args.renewals_of_one)
+        print(
+            f"Filled {args.orders:,} orders and {calls:,} calls "
+            f"in {time.perf_counter() - started:.1f} s.\n"
+        )
     # Timed runs log no queries; `measure` counts them in a separate run.
     settings.DEBUG = False
 
@@ -321,6 +619,8 @@ def main() -> int:
     print("|---|---:|---:|")
     print(f"| selector's query, rows | {compiled_seconds / raw_seconds:.2f}x | 1.5x |")
     print(f"| selector, evaluated to model objects | {selector_seconds / raw_seconds:.2f}x | - |")
+    print()
+    scale_tables(args, client, user, today)
     for note in notes:
         print(f"\n{note}")
     if args.explain:
