@@ -43,8 +43,17 @@ class DateRangeQuerySet(QuerySet):
             return super().datetimes(field_name, kind, order, tzinfo, **kwargs)
         return [timezone.make_aware(datetime.combine(day, time()), tzinfo) for day in listed]
 
+    def aggregate(self, *args, **kwargs):
+        result = super().aggregate(*args, **kwargs)
+        # The date hierarchy asks for the same first and last value before the years.
+        if not args and set(kwargs) == {"first", "last"}:
+            self._bounds = (kwargs["first"], kwargs["last"], result)
+        return result
+
     def _spanned(self, field_name, kind, order, *, tzinfo):
-        bounds = self.aggregate(first=Min(field_name), last=Max(field_name))
+        bounds = self._known_bounds(field_name)
+        if bounds is None:
+            bounds = self.aggregate(first=Min(field_name), last=Max(field_name))
         first, last = bounds["first"], bounds["last"]
         if first is None or last is None:
             return []
@@ -64,6 +73,17 @@ class DateRangeQuerySet(QuerySet):
         else:
             return None
         return listed[::-1] if order == "DESC" else listed
+
+    def _known_bounds(self, field_name):
+        first, last, result = getattr(self, "_bounds", (None, None, None))
+        if (
+            isinstance(first, Min)
+            and isinstance(last, Max)
+            and first.source_expressions[0].name == field_name
+            and last.source_expressions[0].name == field_name
+        ):
+            return result
+        return None
 
 
 def with_date_ranges(queryset: QuerySet) -> QuerySet:

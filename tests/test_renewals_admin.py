@@ -319,3 +319,20 @@ def test_renewal_window_filter_splits_subscriptions(superuser, value, expected):
 
     assert set(window.queryset(request, Order.objects.all())) == {made[d] for d in expected}
     assert [title for _, title in window.lookups(request, None)] == ["Due", "Lapsed", "Not yet due"]
+
+
+@pytest.mark.django_db
+def test_renewals_page_filters_by_account_manager_as_the_digest_links(client, sales_user):
+    amy, gone = UserFactory(username="amy"), UserFactory(username="gone", is_active=False)
+    hers = [subscription(days, manager=amy) for days in (1, 2)]
+    others = [subscription(3), subscription(4, manager=gone)]
+    client.force_login(sales_user)
+
+    mine = client.get(PAGE, {"manager": amy.pk})
+    nobody = client.get(PAGE, {"manager": "none", "state": "due"})
+    junk = client.get(PAGE, {"manager": "1 OR 1=1"})
+
+    assert list(mine.context["page"]) == hers
+    assert "Customers of amy" in mine.content.decode()
+    assert list(nobody.context["page"]) == others
+    assert len(junk.context["page"]) == 4
