@@ -39,6 +39,7 @@ STALE_CLAIM = timedelta(hours=1)
 DIGEST_ROWS = 50
 SUMMARY_ROWS = 10
 NO_MANAGER = "none"
+UPDATE_BATCH = 20_000
 
 
 class ReminderError(Exception):
@@ -47,6 +48,7 @@ class ReminderError(Exception):
 
 @dataclass
 class _Item:
+    reminder_id: int | None
     order_id: int
     number: str
     customer_name: str
@@ -64,6 +66,7 @@ class _Item:
     def from_order(cls, order: Order, today: date) -> _Item:
         manager = order.customer.account_manager
         return cls(
+            reminder_id=None,
             order_id=order.pk,
             number=order.number,
             customer_name=order.customer.name,
@@ -214,6 +217,7 @@ def _claimed(run: ReminderRun, today: date) -> list[_Item]:
         RenewalReminder.objects.filter(run=run, forced=False)
         .order_by("term_end", "subscription__number")
         .values_list(
+            "pk",
             "subscription_id",
             "subscription__number",
             "subscription__customer__name",
@@ -231,10 +235,11 @@ def _claimed(run: ReminderRun, today: date) -> list[_Item]:
     )
     items = []
     for row in rows.iterator(chunk_size=5000):
-        (pk, number, name, code, product, licenses, term_end, manager_id) = row[:8]
-        email, active, first, last, username = row[8:]
+        (reminder_id, pk, number, name, code, product, licenses, term_end, manager_id) = row[:9]
+        email, active, first, last, username = row[9:]
         items.append(
             _Item(
+                reminder_id=reminder_id,
                 order_id=pk,
                 number=number,
                 customer_name=name,
@@ -283,9 +288,14 @@ def _deliver(run: ReminderRun, items: list[_Item], today: date, errors: list[str
             to=[email],
         )
         if _send(run, message, errors):
-            claimed.filter(subscription__customer__account_manager__in=managers).update(
-                sent_at=timezone.now(), recipients=email
-            )
+            ids = [item.reminder_id for item in mine]
+            # By id (the claims just read back): a join through customers to find one
+            # manager's reminders scanned every order. Batches keep under SQLite's limit
+            # of parameters; one account manager rarely has more than one.
+            for start in range(0, len(ids), UPDATE_BATCH):
+                claimed.filter(pk__in=ids[start : start + UPDATE_BATCH]).update(
+                    sent_at=timezone.now(), recipients=email
+                )
 
     summary = EmailMessage(
         subject=f"OneOffice renewals summary: {_counts(items)}",
