@@ -118,6 +118,8 @@ class Order(Provisioned):
                 condition=Q(parent__isnull=True),
                 name="order_subscription_newest",
             ),
+            # The date hierarchy's first and last term end among subscriptions.
+            models.Index(fields=["parent", "current_term_end"], name="order_subscription_term"),
         ]
         constraints = [
             models.CheckConstraint(

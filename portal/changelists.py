@@ -44,16 +44,24 @@ class DateRangeQuerySet(QuerySet):
         return [timezone.make_aware(datetime.combine(day, time()), tzinfo) for day in listed]
 
     def aggregate(self, *args, **kwargs):
-        result = super().aggregate(*args, **kwargs)
-        # The date hierarchy asks for the same first and last value before the years.
-        if not args and set(kwargs) == {"first", "last"}:
-            self._bounds = (kwargs["first"], kwargs["last"], result)
-        return result
+        field_name = _bounds_of(kwargs) if not args else None
+        if field_name is None:
+            return super().aggregate(*args, **kwargs)
+        # The date hierarchy's first and last value. As two ORDER BY ... LIMIT 1 each is one
+        # index probe; as MIN and MAX in one query SQLite reads every row.
+        known = self.__dict__.setdefault("_bounds", {})
+        if field_name not in known:
+            ordered = self.filter(**{f"{field_name}__isnull": False}).values_list(
+                field_name, flat=True
+            )
+            known[field_name] = {
+                "first": ordered.order_by(field_name).first(),
+                "last": ordered.order_by(f"-{field_name}").first(),
+            }
+        return dict(known[field_name])
 
     def _spanned(self, field_name, kind, order, *, tzinfo):
-        bounds = self._known_bounds(field_name)
-        if bounds is None:
-            bounds = self.aggregate(first=Min(field_name), last=Max(field_name))
+        bounds = self.aggregate(first=Min(field_name), last=Max(field_name))
         first, last = bounds["first"], bounds["last"]
         if first is None or last is None:
             return []
@@ -74,16 +82,16 @@ class DateRangeQuerySet(QuerySet):
             return None
         return listed[::-1] if order == "DESC" else listed
 
-    def _known_bounds(self, field_name):
-        first, last, result = getattr(self, "_bounds", (None, None, None))
-        if (
-            isinstance(first, Min)
-            and isinstance(last, Max)
-            and first.source_expressions[0].name == field_name
-            and last.source_expressions[0].name == field_name
-        ):
-            return result
+
+def _bounds_of(aggregates: dict) -> str | None:
+    """The field when `aggregates` is exactly {first: Min(field), last: Max(field)}."""
+    first, last = aggregates.get("first"), aggregates.get("last")
+    if set(aggregates) != {"first", "last"}:
         return None
+    if not (isinstance(first, Min) and isinstance(last, Max)):
+        return None
+    names = {getattr(agg.source_expressions[0], "name", None) for agg in (first, last)}
+    return names.pop() if len(names) == 1 else None
 
 
 def with_date_ranges(queryset: QuerySet) -> QuerySet:
