@@ -5,7 +5,6 @@ from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ERROR_FLAG, ChangeList
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.urls import path, reverse
@@ -236,10 +235,7 @@ class OrderAdmin(LargeListAdminMixin, ProvisioningAdminMixin, admin.ModelAdmin):
         term = changelists.search_term(search_term)
         if not term:
             return queryset, False
-        matches = Q(number__in=changelists.id_variants(term)) | changelists.customer_ids_q(
-            "customer", term
-        )
-        return queryset.filter(matches), False
+        return queryset.filter(changelists.matching_ids_q(queryset.model, term)), False
 
     def get_urls(self):
         return [

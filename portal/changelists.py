@@ -25,6 +25,8 @@ TOP = "\U0010ffff"
 MAX_DAYS_LISTED = 62
 # Customers matched by a name prefix before the list falls back to a subquery.
 MAX_CUSTOMER_IDS = 1000
+# Rows matched by a search before the list falls back to filtering by the search itself.
+MAX_ROW_IDS = 5000
 
 
 class DateRangeQuerySet(QuerySet):
@@ -50,6 +52,10 @@ class DateRangeQuerySet(QuerySet):
         # The date hierarchy's first and last value. As two ORDER BY ... LIMIT 1 each is one
         # index probe; as MIN and MAX in one query SQLite reads every row.
         known = self.__dict__.setdefault("_bounds", {})
+        if field_name not in known and not self.__dict__.get("probe_bounds"):
+            # Narrowed by a search or filter: its own index finds the few rows, and probing
+            # the date's index in order could walk most of the table to reach them.
+            known[field_name] = super().aggregate(**kwargs)
         if field_name not in known:
             ordered = self.filter(**{f"{field_name}__isnull": False}).values_list(
                 field_name, flat=True
@@ -130,7 +136,14 @@ class LargeListAdminMixin:
 
     def get_changelist_instance(self, request):
         changelist = super().get_changelist_instance(request)
-        if not changelist.query and all(key in IGNORED_PARAMS for key in changelist.params):
+        dated = f"{changelist.date_hierarchy}__" if changelist.date_hierarchy else None
+        narrowed = changelist.query or any(
+            key not in IGNORED_PARAMS and not (dated and key.startswith(dated))
+            for key in changelist.params
+        )
+        if isinstance(changelist.queryset, DateRangeQuerySet):
+            changelist.queryset.probe_bounds = not narrowed
+        if not narrowed and not any(key.startswith(dated or "\0") for key in changelist.params):
             changelist.full_result_count = changelist.result_count
         return changelist
 
@@ -157,3 +170,16 @@ def customer_ids_q(field: str, term: str) -> Q:
 def search_term(text: str) -> str:
     """The search box's text as one term: spaces trimmed and collapsed."""
     return " ".join(text.split())
+
+
+def matching_ids_q(model, term: str, *, number: str = "number", customer: str = "customer") -> Q:
+    """Rows of `model` whose id (`number`) is the term, or whose customer the term names, as
+    a list of primary keys found first: SQLite answers "id = x OR customer IN (...)" next to
+    the list's own filters by reading every row, but each half alone from its index."""
+    matches = Q(**{f"{number}__in": id_variants(term)}) | customer_ids_q(customer, term)
+    pks = list(
+        model._default_manager.filter(matches).values_list("pk", flat=True)[: MAX_ROW_IDS + 1]
+    )
+    if len(pks) > MAX_ROW_IDS:
+        return matches
+    return Q(pk__in=pks)
