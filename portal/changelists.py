@@ -141,8 +141,19 @@ class LargeListAdminMixin:
             key not in IGNORED_PARAMS and not (dated and key.startswith(dated))
             for key in changelist.params
         )
-        if isinstance(changelist.queryset, DateRangeQuerySet):
-            changelist.queryset.probe_bounds = not narrowed
+        queryset = changelist.queryset
+        if isinstance(queryset, DateRangeQuerySet):
+            queryset.probe_bounds = not narrowed
+            field = changelist.date_hierarchy
+            if narrowed and field and "__" not in field and not changelist.multi_page:
+                # Every matching row is on this page: its dates are the bounds. SQLite
+                # would otherwise read every subscription to find the few a search picked.
+                values = [getattr(obj, field) for obj in changelist.result_list]
+                values = [value for value in values if value is not None]
+                queryset.__dict__.setdefault("_bounds", {})[field] = {
+                    "first": min(values, default=None),
+                    "last": max(values, default=None),
+                }
         if not narrowed and not any(key.startswith(dated or "\0") for key in changelist.params):
             changelist.full_result_count = changelist.result_count
         return changelist
@@ -161,9 +172,11 @@ def customer_ids_q(field: str, term: str) -> Q:
     """`field` (a customer foreign key) points at a customer the term names. A short list of
     ids lets the database combine it with other indexed conditions; a long one (a common
     prefix) stays a subquery."""
-    ids = list(customers_matching(term).values_list("pk", flat=True)[: MAX_CUSTOMER_IDS + 1])
+    # Unordered: sorting by name would walk the whole name index to the first match.
+    matching = customers_matching(term).order_by()
+    ids = list(matching.values_list("pk", flat=True)[: MAX_CUSTOMER_IDS + 1])
     if len(ids) > MAX_CUSTOMER_IDS:
-        return Q(**{f"{field}__in": customers_matching(term).values("pk")})
+        return Q(**{f"{field}__in": matching.values("pk")})
     return Q(**{f"{field}__in": ids})
 
 
@@ -178,7 +191,9 @@ def matching_ids_q(model, term: str, *, number: str = "number", customer: str = 
     the list's own filters by reading every row, but each half alone from its index."""
     matches = Q(**{f"{number}__in": id_variants(term)}) | customer_ids_q(customer, term)
     pks = list(
-        model._default_manager.filter(matches).values_list("pk", flat=True)[: MAX_ROW_IDS + 1]
+        model._default_manager.filter(matches)
+        .order_by()
+        .values_list("pk", flat=True)[: MAX_ROW_IDS + 1]
     )
     if len(pks) > MAX_ROW_IDS:
         return matches

@@ -124,3 +124,15 @@ def test_filtered_order_list_counts_once_and_offers_show_all(manager_client):
 
     assert sum("COUNT(" in sql for sql in queries) == 1
     assert "Show all" in html
+
+
+def test_order_list_search_result_dates_its_own_rows(manager_client):
+    acme = CustomerFactory(code="C-ACME22222")
+    for year in (2027, 2029):
+        OrderFactory(customer=acme, status=Order.Status.ACTIVE, current_term_end=date(year, 5, 1))
+    OrderFactory(status=Order.Status.ACTIVE, current_term_end=date(2031, 5, 1))
+
+    html = manager_client.get(ORDERS, {"q": "C-ACME22222"}).content.decode()
+
+    assert all(f"current_term_end__year={year}" in html for year in (2027, 2028, 2029))
+    assert "current_term_end__year=2031" not in html
