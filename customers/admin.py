@@ -1,9 +1,10 @@
 from django.contrib import admin
+from django.db.models import Q
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from customers.models import Customer
-from portal import provisioning
+from portal import changelists, provisioning
 from portal.admin import (
     NeedsAttentionFilter,
     Provisioning,
@@ -13,6 +14,7 @@ from portal.admin import (
     call_log_url,
     timeline,
 )
+from portal.changelists import LargeListAdminMixin
 from portal.models import ProvisioningCall
 
 ORDERS_SHOWN = 20
@@ -38,7 +40,7 @@ BOOKKEEPING = [
 
 
 @admin.register(Customer)
-class CustomerAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
+class CustomerAdmin(LargeListAdminMixin, ProvisioningAdminMixin, admin.ModelAdmin):
     list_display = [
         "code",
         "customer_name",
@@ -50,7 +52,7 @@ class CustomerAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
     list_display_links = ["code"]
     list_filter = ["status", NeedsAttentionFilter, "account_manager"]
     list_select_related = ["account_manager"]
-    search_fields = ["code", "name", "admin_email", "admin_display_name"]
+    search_fields = ["code", "name"]
     fieldsets = [
         (None, {"fields": ["code", "name", "account_manager"]}),
         (
@@ -89,11 +91,15 @@ class CustomerAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
         return [*fieldsets, *self.extra_fieldsets] if obj is not None else fieldsets
 
     def get_search_results(self, request, queryset, search_term):
-        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        """A customer id exactly, or the start of the name."""
         # The order form's customer picker offers only customers that can take orders.
         if request.GET.get("model_name") == "order" and request.GET.get("field_name") == "customer":
             queryset = queryset.filter(status=Customer.Status.REGISTERED)
-        return queryset, may_have_duplicates
+        term = changelists.search_term(search_term)
+        if not term:
+            return queryset, False
+        queryset, by_name = changelists.name_prefix_q(queryset, "name", term)
+        return queryset.filter(Q(code__in=changelists.id_variants(term)) | by_name), False
 
     def get_readonly_fields(self, request, obj=None):
         fixed = [*BOOKKEEPING, *MIRRORED, "order_list", "timeline"]

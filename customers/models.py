@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models.functions import Upper
 
 from portal.ids import MAX_LENGTH, validate_remote_id
 from portal.inputs import validate_plain_text
@@ -85,6 +86,11 @@ class Customer(Provisioned):
     class Meta:
         ordering = ["name", "code"]
         permissions = [("register_customer", "Can register customers on OneOffice")]
+        # The list's order, and search by name prefix (see portal.changelists).
+        indexes = [
+            models.Index(fields=["name", "code"], name="customer_name_code"),
+            models.Index(Upper("name"), name="customer_name_upper"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(status__in=CustomerStatus.values),

@@ -6,6 +6,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ERROR_FLAG, ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
@@ -21,7 +22,7 @@ from orders.export import order_export
 from orders.filters import SubscriptionNeedsAttentionFilter
 from orders.models import Order
 from orders.pricing import format_money
-from portal import provisioning
+from portal import changelists, provisioning
 from portal.admin import (
     Provisioning,
     ProvisioningAdminMixin,
@@ -30,6 +31,7 @@ from portal.admin import (
     call_log_url,
     timeline,
 )
+from portal.changelists import LargeListAdminMixin
 from portal.models import ProvisioningCall
 from portal.widgets import SafeAutocompleteMixin
 
@@ -111,8 +113,21 @@ def _confirm_resolution(renewed: bool):
     return confirm
 
 
+RENEWALS_SHOWN = 20
+
+
+class LatestRenewalsFormSet(BaseInlineFormSet):
+    """The newest renewals only: a subscription renewed monthly for years has hundreds."""
+
+    def get_queryset(self):
+        if not hasattr(self, "_latest"):
+            self._latest = super().get_queryset()[:RENEWALS_SHOWN]
+        return self._latest
+
+
 class RenewalInline(admin.TabularInline):
     model = Order
+    formset = LatestRenewalsFormSet
     fk_name = "parent"
     verbose_name = "renewal"
     verbose_name_plural = "renewals"
@@ -139,9 +154,27 @@ class RenewalInline(admin.TabularInline):
     def attempts_display(self, obj):
         return attempts_label(obj)
 
+    def get_formset(self, request, obj=None, **kwargs):
+        if obj is not None:
+            total = obj.renewals.count()
+            if total > RENEWALS_SHOWN:
+                url = reverse("admin:orders_order_changelist") + f"?parent__id__exact={obj.pk}"
+                self.verbose_name_plural = format_html(
+                    'renewals: the latest {} of {} <a href="{}">(all renewals)</a>',
+                    RENEWALS_SHOWN,
+                    f"{total:,}",
+                    url,
+                )
+        return super().get_formset(request, obj, **kwargs)
+
 
 class FirstOrderChangeList(ChangeList):
     """The order list shows subscriptions (first orders); renewals live on their pages."""
+
+    def __init__(self, request, *args, **kwargs):
+        # A subscription's page links here for all its renewals.
+        self.renewals_of = request.GET.get("parent__id__exact")
+        super().__init__(request, *args, **kwargs)
 
     # Everything the list counts and filters starts here, the "N total" count included.
     @property
@@ -150,11 +183,15 @@ class FirstOrderChangeList(ChangeList):
 
     @root_queryset.setter
     def root_queryset(self, queryset):
-        self._root_queryset = queryset.filter(parent__isnull=True)
+        if self.renewals_of is None:
+            queryset = queryset.filter(parent__isnull=True)
+        self._root_queryset = queryset
 
 
 @admin.register(Order)
-class OrderAdmin(SafeAutocompleteMixin, ProvisioningAdminMixin, admin.ModelAdmin):
+class OrderAdmin(
+    SafeAutocompleteMixin, LargeListAdminMixin, ProvisioningAdminMixin, admin.ModelAdmin
+):
     list_display = [
         "order_id",
         "customer_name",
@@ -250,6 +287,13 @@ class OrderAdmin(SafeAutocompleteMixin, ProvisioningAdminMixin, admin.ModelAdmin
 
     def get_changelist(self, request, **kwargs):
         return FirstOrderChangeList
+
+    def get_search_results(self, request, queryset, search_term):
+        """An order id or customer id exactly, or the start of a customer's name."""
+        term = changelists.search_term(search_term)
+        if not term:
+            return queryset, False
+        return queryset.filter(changelists.matching_ids_q(queryset.model, term)), False
 
     def get_urls(self):
         return [

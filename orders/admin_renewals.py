@@ -4,24 +4,38 @@ order admin's provisioning URL) and Re-send reminder (`orders.reminders.reminder
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import F, OuterRef, Subquery
+from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from orders import terms
 from orders.models import Order, ReminderRun, RenewalDue, RenewalReminder
 from orders.pricing import format_money
-from orders.reminders import ReminderError, reminder_resend
+from orders.reminders import NO_MANAGER, ReminderError, reminder_resend
 from orders.selectors import DUE, LAPSED, NOT_YET_DUE, order_list_due_for_renewal, renewal_state_q
+from portal import changelists
 from portal.admin import ReadOnlyAdmin
+from portal.changelists import LargeListAdminMixin
 
 RENEWALS_PER_PAGE = 100
 SORT_BY_VALUE = "value"
+
+
+def _manager_label(manager: str) -> str:
+    if manager == NO_MANAGER:
+        return "Customers whose reminders go to managers only"
+    if not manager:
+        return ""
+    user = get_user_model().objects.filter(pk=int(manager)).first()
+    name = (user.get_full_name() or user.get_username()) if user else f"user #{manager}"
+    return f"Customers of {name}"
 
 
 class RenewalWindowFilter(admin.SimpleListFilter):
@@ -39,24 +53,6 @@ class RenewalWindowFilter(admin.SimpleListFilter):
         return queryset
 
 
-class ReminderInline(admin.TabularInline):
-    model = RenewalReminder
-    fields = ["subscription", "term_end", "sent_at", "recipients", "forced"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("subscription")
-
-
 @admin.register(ReminderRun)
 class ReminderRunAdmin(ReadOnlyAdmin):
     list_display = [
@@ -69,9 +65,20 @@ class ReminderRunAdmin(ReadOnlyAdmin):
         "succeeded",
     ]
     date_hierarchy = "started_at"
-    fields = list_display[:-1] + ["error"]
+    fields = [*list_display[:-1], "reminders", "error"]
     readonly_fields = fields
-    inlines = [ReminderInline]
+
+    # A run may remind tens of thousands of subscriptions: counts and a link, never the rows.
+    @admin.display(description="reminders recorded")
+    def reminders(self, obj):
+        counts = obj.reminders.aggregate(
+            total=Count("pk"), unsent=Count("pk", filter=Q(sent_at__isnull=True))
+        )
+        url = reverse("admin:orders_renewalreminder_changelist") + f"?run__id__exact={obj.pk}"
+        unsent = f", {counts['unsent']:,} not sent yet" if counts["unsent"] else ""
+        return format_html(
+            '{} reminders{} <a href="{}">List them</a>', f"{counts['total']:,}", unsent, url
+        )
 
     @admin.display(description="no errors", boolean=True)
     def succeeded(self, obj):
@@ -81,7 +88,7 @@ class ReminderRunAdmin(ReadOnlyAdmin):
 
 
 @admin.register(RenewalReminder)
-class RenewalReminderAdmin(ReadOnlyAdmin):
+class RenewalReminderAdmin(LargeListAdminMixin, ReadOnlyAdmin):
     list_display = [
         "subscription",
         "customer",
@@ -94,7 +101,7 @@ class RenewalReminderAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["forced", "term_end"]
     list_select_related = ["subscription__customer", "requested_by", "run"]
-    search_fields = ["subscription__number", "subscription__customer__name", "recipients"]
+    search_fields = ["subscription__number", "subscription__customer__name"]
     date_hierarchy = "sent_at"
     readonly_fields = [
         "subscription",
@@ -107,6 +114,16 @@ class RenewalReminderAdmin(ReadOnlyAdmin):
         "created_at",
     ]
     fields = readonly_fields
+
+    def get_search_results(self, request, queryset, search_term):
+        """Reminders about an order id exactly, or a customer by id or name prefix."""
+        term = changelists.search_term(search_term)
+        if not term:
+            return queryset, False
+        matches = Q(
+            subscription__number__in=changelists.id_variants(term)
+        ) | changelists.customer_ids_q("subscription__customer", term)
+        return queryset.filter(matches), False
 
     @admin.display(description="customer", ordering="subscription__customer__name")
     def customer(self, obj):
@@ -141,7 +158,9 @@ class RenewalDueAdmin(admin.ModelAdmin):
             ),
         ]
 
-    def get_renewals(self, state: str | None = None, sort: str | None = None):
+    def get_renewals(
+        self, state: str | None = None, sort: str | None = None, manager: str | None = None
+    ):
         last_sent = (
             RenewalReminder.objects.filter(subscription=OuterRef("pk"), sent_at__isnull=False)
             .order_by("-sent_at")
@@ -154,6 +173,15 @@ class RenewalDueAdmin(admin.ModelAdmin):
             renewals = renewals.order_by(
                 F("current_value").desc(nulls_last=True), "current_term_end", "number"
             )
+        if manager == NO_MANAGER:
+            # Whose reminders go to managers only (see orders.reminders).
+            renewals = renewals.filter(
+                Q(customer__account_manager__isnull=True)
+                | Q(customer__account_manager__is_active=False)
+                | Q(customer__account_manager__email="")
+            )
+        elif manager and manager.isdigit():
+            renewals = renewals.filter(customer__account_manager_id=int(manager))
         return renewals
 
     def renewals_view(self, request):
@@ -161,7 +189,9 @@ class RenewalDueAdmin(admin.ModelAdmin):
             raise PermissionDenied
         state = request.GET.get("state")
         sort = SORT_BY_VALUE if request.GET.get("sort") == SORT_BY_VALUE else ""
-        renewals = self.get_renewals(state, sort)
+        manager = request.GET.get("manager", "")
+        manager = manager if manager == NO_MANAGER or manager.isdigit() else ""
+        renewals = self.get_renewals(state, sort, manager)
         page = Paginator(renewals, RENEWALS_PER_PAGE).get_page(request.GET.get("p"))
         today = timezone.localdate()
         for order in page:
@@ -175,6 +205,8 @@ class RenewalDueAdmin(admin.ModelAdmin):
             "page": page,
             "state": state if state in {DUE, LAPSED} else "",
             "sort": sort,
+            "manager": manager,
+            "manager_label": _manager_label(manager),
             "states": [("", "All"), (DUE, "Due"), (LAPSED, "Lapsed")],
             "today": today,
             "window_days": settings.ONEOFFICE_RENEWAL_WINDOW_DAYS,

@@ -170,6 +170,8 @@ class Order(Provisioned):
                 condition=Q(parent__isnull=True),
                 name="order_subscription_newest",
             ),
+            # The date hierarchy's first and last term end among subscriptions.
+            models.Index(fields=["parent", "current_term_end"], name="order_subscription_term"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -445,7 +447,10 @@ class RenewalReminder(models.Model):
                 name="renewal_reminder_once_per_term",
             ),
         ]
-        indexes = [models.Index(fields=["subscription", "sent_at"])]
+        indexes = [
+            models.Index(fields=["subscription", "sent_at"]),
+            models.Index(fields=["created_at", "id"], name="reminder_created_id"),
+        ]
 
     def __str__(self) -> str:
         return f"reminder for {self.subscription_id} (term ends {self.term_end:%Y-%m-%d})"

@@ -2,10 +2,11 @@
 
 These are emails, not vendor calls, so nothing here goes through `portal.provisioning`.
 
-A reminder is claimed before it is sent: its row is inserted first, and a unique constraint
-allows one regular reminder per subscription and term. A run claims everything it will remind
-in one statement, so of runs started at the same moment (even on two clusters) one claims every
-due subscription and sends the digests, and the others claim nothing and send nothing.
+A reminder is claimed before it is sent: one INSERT ... SELECT writes a row for every due
+subscription not yet reminded for its term, keyed on the run, and a unique constraint allows
+one regular reminder per subscription and term. A second run, even on another cluster at the
+same moment, inserts nothing for those subscriptions and leaves them alone. The run then reads
+back what it claimed, so the number of queries does not grow with the number due.
 """
 
 from __future__ import annotations
@@ -14,27 +15,34 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import EmailMessage
-from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db import connections
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, TextField, Value, When
+from django.db.models.functions import Coalesce, Concat
 from django.urls import reverse
 from django.utils import timezone
 
 from orders import terms
 from orders.models import Order, ReminderRun, RenewalReminder
 from orders.pricing import format_money
-from orders.selectors import LAPSED, order_list_due_for_renewal
+from orders.selectors import order_list_due_for_renewal
 from portal.inputs import one_line
-from portal.notifications import admin_url
 
 logger = logging.getLogger(__name__)
 
 # A claim still unsent after this long belongs to a run that died between claiming and
 # sending (the cluster's task timeout is far shorter); the next run may take it over.
 STALE_CLAIM = timedelta(hours=1)
+# Rows listed in one account manager's digest, and per account manager in the summary; the
+# rest are a link away (a 57,000-row digest is 10 MB nobody reads).
+DIGEST_ROWS = 50
+SUMMARY_ROWS = 10
+NO_MANAGER = "none"
+UPDATE_BATCH = 20_000
 # What sending can raise: the server refusing or unreachable (OSError, smtplib's errors
 # included), or a header or address Python's email package will not write (ValueError, which
 # BadHeaderError is).
@@ -47,10 +55,41 @@ class ReminderError(Exception):
 
 @dataclass
 class _Item:
-    order: Order
-    reminder: RenewalReminder
+    reminder_id: int | None
+    order_id: int
+    number: str
+    customer_name: str
+    customer_code: str
+    product: str
+    licenses: int
+    term_end: date
     days_left: int
-    recipients: list[str]
+    manager_id: int | None
+    # Where the account manager reads reminders; empty when nobody would (see below).
+    manager_email: str
+    manager_name: str
+    value: Decimal | None
+    currency: str
+
+    @classmethod
+    def from_order(cls, order: Order, today: date) -> _Item:
+        manager = order.customer.account_manager
+        return cls(
+            reminder_id=None,
+            order_id=order.pk,
+            number=order.number,
+            customer_name=order.customer.name,
+            customer_code=order.customer.code,
+            product=order.product,
+            licenses=order.licenses,
+            term_end=order.current_term_end,
+            days_left=terms.days_left(order.current_term_end, today),
+            manager_id=manager.pk if manager else None,
+            manager_email=_account_manager_email(order),
+            manager_name=(manager.get_full_name() or manager.get_username()) if manager else "",
+            value=order.current_value,
+            currency=order.current_currency,
+        )
 
 
 def send_renewal_reminders(*, today: date | None = None) -> ReminderRun:
@@ -60,32 +99,22 @@ def send_renewal_reminders(*, today: date | None = None) -> ReminderRun:
     digest to each account manager and one summary of everything claimed to MANAGERS_EMAIL
     (customers without an account manager appear only there), and records the run. A reminder
     whose every email failed is released, so the next run tries it again; the run's `error`
-    says what failed.
+    says what failed. The queries it makes do not depend on the number due, only on the
+    number of emails.
     """
     today = today or timezone.localdate()
     run = ReminderRun.objects.create()
     errors: list[str] = []
     try:
         _release_stale_claims()
-        listed = list(
-            order_list_due_for_renewal(today=today).annotate(
-                reminded=Exists(
-                    RenewalReminder.objects.filter(
-                        subscription=OuterRef("pk"),
-                        term_end=OuterRef("current_term_end"),
-                        forced=False,
-                    )
-                )
-            )
+        due = order_list_due_for_renewal(today=today)
+        counts = due.order_by().aggregate(
+            total=Count("pk"), lapsed=Count("pk", filter=Q(current_term_end__lt=today))
         )
-        run.lapsed_count = sum(order.renewal_state == LAPSED for order in listed)
-        run.due_count = len(listed) - run.lapsed_count
-        claimed = _claim([order for order in listed if not order.reminded], run)
-        items = [
-            _Item(order, claimed[order.pk], terms.days_left(order.current_term_end, today), [])
-            for order in listed
-            if order.pk in claimed
-        ]
+        run.lapsed_count = counts["lapsed"]
+        run.due_count = counts["total"] - counts["lapsed"]
+        _claim(due, run)
+        items = _claimed(run, today)
         if items:
             _deliver(run, items, today, errors)
     except Exception as exc:
@@ -127,7 +156,7 @@ def reminder_resend(*, subscription: Order, by: AbstractBaseUser | None = None) 
         forced=True,
         requested_by=by if by is not None and by.pk else None,
     )
-    item = _Item(order, reminder, terms.days_left(order.current_term_end, today), [])
+    item = _Item.from_order(order, today)
     message = EmailMessage(
         subject=one_line(f"OneOffice renewal reminder: {order.number} for {order.customer.name}"),
         body=_body(
@@ -156,22 +185,90 @@ def _release_stale_claims() -> None:
     ).delete()
 
 
-def _claim(orders: list[Order], run: ReminderRun) -> dict[int, RenewalReminder]:
-    """The reminder rows this run won, by subscription id.
+def _claim(due: QuerySet[Order], run: ReminderRun) -> None:
+    """Claim, for this run, every due subscription no run has claimed for its current term.
 
-    One INSERT for them all, in id order, skipping rows that exist: a run inserting at the same
-    moment waits on the first row until this one commits, then finds every row taken. Claiming
-    one subscription at a time instead let simultaneous runs share them out, and each sent its
-    own digest of its share.
+    One statement whatever the number due. Subscriptions another run holds are skipped by the
+    unique constraint (ON CONFLICT DO NOTHING) instead of failing the statement; rows go in
+    by id, so runs racing on PostgreSQL wait for each other instead of deadlocking.
     """
-    rows = [
-        RenewalReminder(subscription=order, term_end=order.current_term_end, run=run)
-        for order in sorted(orders, key=lambda order: order.pk)
-    ]
-    with transaction.atomic():
-        RenewalReminder.objects.bulk_create(rows, ignore_conflicts=True)
-    won = RenewalReminder.objects.filter(run=run, forced=False)
-    return {reminder.subscription_id: reminder for reminder in won}
+    reminded = RenewalReminder.objects.filter(
+        subscription=OuterRef("pk"), term_end=OuterRef("current_term_end"), forced=False
+    )
+    source = (
+        due.filter(~Exists(reminded))
+        .order_by()
+        .values(claim_order=F("pk"), claim_term_end=F("current_term_end"))
+    )
+    alias = RenewalReminder.objects.db
+    connection = connections[alias]
+    select_sql, select_params = source.query.get_compiler(alias).as_sql()
+    qn = connection.ops.quote_name
+    table = RenewalReminder._meta
+    columns = ", ".join(
+        qn(table.get_field(name).column)
+        for name in ("subscription", "term_end", "run", "forced", "recipients", "created_at")
+    )
+    created_at = connection.ops.adapt_datetimefield_value(timezone.now())
+    # WHERE 1 = 1: SQLite needs a WHERE before ON CONFLICT in an INSERT ... SELECT.
+    sql = (
+        f"INSERT INTO {qn(table.db_table)} ({columns}) "
+        f"SELECT due.claim_order, due.claim_term_end, %s, %s, %s, %s "
+        f"FROM ({select_sql}) due WHERE 1 = 1 ORDER BY due.claim_order "
+        "ON CONFLICT DO NOTHING"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [run.pk, False, "", created_at, *select_params])
+
+
+def _claimed(run: ReminderRun, today: date) -> list[_Item]:
+    """What this run claimed, soonest first, in one query."""
+    manager = "subscription__customer__account_manager__"
+    rows = (
+        RenewalReminder.objects.filter(run=run, forced=False)
+        .order_by("term_end", "subscription__number")
+        .values_list(
+            "pk",
+            "subscription_id",
+            "subscription__number",
+            "subscription__customer__name",
+            "subscription__customer__code",
+            "subscription__product",
+            "subscription__licenses",
+            "term_end",
+            "subscription__customer__account_manager_id",
+            manager + "email",
+            manager + "is_active",
+            manager + "first_name",
+            manager + "last_name",
+            manager + "username",
+            "subscription__current_value",
+            "subscription__current_currency",
+        )
+    )
+    items = []
+    for row in rows.iterator(chunk_size=5000):
+        (reminder_id, pk, number, name, code, product, licenses, term_end, manager_id) = row[:9]
+        email, active, first, last, username, value, currency = row[9:]
+        items.append(
+            _Item(
+                reminder_id=reminder_id,
+                order_id=pk,
+                number=number,
+                customer_name=name,
+                customer_code=code,
+                product=product,
+                licenses=licenses,
+                term_end=term_end,
+                days_left=terms.days_left(term_end, today),
+                manager_id=manager_id,
+                manager_email=email if manager_id is not None and active and email else "",
+                manager_name=f"{first} {last}".strip() or username or "",
+                value=value,
+                currency=currency,
+            )
+        )
+    return items
 
 
 def _account_manager_email(order: Order) -> str:
@@ -184,52 +281,65 @@ def _account_manager_email(order: Order) -> str:
 
 
 def _deliver(run: ReminderRun, items: list[_Item], today: date, errors: list[str]) -> None:
-    by_manager: dict[str, list[_Item]] = defaultdict(list)
+    """Send the digests and the summary; mark sent with one UPDATE per email that went out,
+    and release, with one DELETE, what no email carried."""
+    by_email: dict[str, list[_Item]] = defaultdict(list)
     for item in items:
-        email = _account_manager_email(item.order)
-        if email:
-            by_manager[email].append(item)
+        if item.manager_email:
+            by_email[item.manager_email].append(item)
 
-    for email, mine in sorted(by_manager.items()):
+    claimed = RenewalReminder.objects.filter(run=run, forced=False)
+    for email, mine in sorted(by_email.items()):
+        managers = sorted({item.manager_id for item in mine})
         message = EmailMessage(
             subject=f"OneOffice renewals for your customers: {_counts(mine)}",
-            body=_body("Your customers' subscriptions due for renewal:", mine, today),
+            body=_body(
+                "Your customers' subscriptions due for renewal:",
+                mine,
+                today,
+                limit=DIGEST_ROWS,
+                more_url=_renewals_page(manager=managers[0] if len(managers) == 1 else None),
+            ),
             to=[email],
         )
-        _send(run, message, mine, errors)
+        if _send(run, message, errors):
+            ids = [item.reminder_id for item in mine]
+            # By id (the claims just read back): a join through customers to find one
+            # manager's reminders scanned every order. Batches keep under SQLite's limit
+            # of parameters; one account manager rarely has more than one.
+            for start in range(0, len(ids), UPDATE_BATCH):
+                claimed.filter(pk__in=ids[start : start + UPDATE_BATCH]).update(
+                    sent_at=timezone.now(), recipients=email
+                )
 
     summary = EmailMessage(
         subject=f"OneOffice renewals summary: {_counts(items)}",
         body=_summary_body(run, items, today),
         to=[settings.MANAGERS_EMAIL],
     )
-    _send(run, summary, items, errors)
-
-    now = timezone.now()
-    sent, unsent = [], []
-    for item in items:
-        if item.recipients:
-            item.reminder.sent_at = now
-            item.reminder.recipients = ", ".join(item.recipients)
-            sent.append(item.reminder)
-        else:
-            unsent.append(item.reminder.pk)
-    RenewalReminder.objects.bulk_update(sent, ["sent_at", "recipients"])
+    if _send(run, summary, errors):
+        claimed.update(
+            sent_at=Coalesce(F("sent_at"), Value(timezone.now())),
+            recipients=Case(
+                When(recipients="", then=Value(settings.MANAGERS_EMAIL)),
+                default=Concat(F("recipients"), Value(", " + settings.MANAGERS_EMAIL)),
+                output_field=TextField(),
+            ),
+        )
     # Released, so the next run claims them again.
-    RenewalReminder.objects.filter(pk__in=unsent).delete()
-    run.sent_count = len(sent)
+    released, _ = claimed.filter(sent_at__isnull=True).delete()
+    run.sent_count = len(items) - released
 
 
-def _send(run: ReminderRun, message: EmailMessage, items: list[_Item], errors: list[str]) -> None:
+def _send(run: ReminderRun, message: EmailMessage, errors: list[str]) -> bool:
     try:
         message.send()
     except SEND_ERRORS as exc:
         errors.append(f"Email to {', '.join(message.to)} not sent: {exc}")
         logger.warning("renewal reminder email to %s not sent: %s", message.to, exc)
-        return
+        return False
     run.emails_sent += 1
-    for item in items:
-        item.recipients.extend(message.to)
+    return True
 
 
 def _counts(items: list[_Item]) -> str:
@@ -254,51 +364,70 @@ def _when(days_left: int) -> str:
 
 
 def _line(item: _Item) -> str:
-    order = item.order
+    path = reverse("admin:orders_order_change", args=[item.order_id])
     return (
-        f"- {order.number}  {one_line(order.customer.name)} ({order.customer.code})  "
-        f"{order.product}  {order.licenses} licenses  "
-        f"{format_money(order.current_value, order.current_currency)}  "
-        f"term ends {order.current_term_end:%Y-%m-%d}  {_when(item.days_left)}\n"
-        f"  {admin_url(order)}"
+        f"- {item.number}  {one_line(item.customer_name)} ({item.customer_code})  "
+        f"{item.product}  {item.licenses} licenses  {format_money(item.value, item.currency)}  "
+        f"term ends {item.term_end:%Y-%m-%d}  {_when(item.days_left)}\n"
+        f"  {settings.PORTAL_BASE_URL}{path}"
     )
 
 
-def _renewals_page() -> str:
-    return settings.PORTAL_BASE_URL + reverse("admin:orders_renewaldue_changelist")
+def _renewals_page(*, manager: int | str | None = None) -> str:
+    """The Renewals due page, filtered to one account manager's customers when given."""
+    url = settings.PORTAL_BASE_URL + reverse("admin:orders_renewaldue_changelist")
+    return url if manager is None else f"{url}?manager={manager}"
 
 
-def _body(intro: str, items: list[_Item], today: date) -> str:
+def _listed(items: list[_Item], limit: int, more_url: str) -> list[str]:
+    lines = [_line(item) for item in sorted(items, key=_soonest)[:limit]]
+    if len(items) > limit:
+        lines.append(f"... and {len(items) - limit:,} more: {more_url}")
+    return lines
+
+
+def _body(
+    intro: str,
+    items: list[_Item],
+    today: date,
+    *,
+    limit: int = DIGEST_ROWS,
+    more_url: str | None = None,
+) -> str:
     lines = [intro, ""]
-    lines += [_line(item) for item in sorted(items, key=_soonest)]
+    lines += _listed(items, limit, more_url or _renewals_page())
     lines += [
         "",
         f"Days are counted from {today:%Y-%m-%d} ({settings.TIME_ZONE}). OneOffice accepts a "
         f"renewal in the last {settings.ONEOFFICE_RENEWAL_WINDOW_DAYS} days of a term; a lapsed "
         "subscription renewed late starts again on the day it is renewed.",
-        f"Everything due, with the Renew button: {_renewals_page()}",
+        f"Everything due, with the Renew button: {more_url or _renewals_page()}",
     ]
     return "\n".join(lines) + "\n"
 
 
 def _summary_body(run: ReminderRun, items: list[_Item], today: date) -> str:
-    groups: dict[str, list[_Item]] = defaultdict(list)
+    groups: dict[tuple[bool, str], list[_Item]] = defaultdict(list)
     for item in items:
-        manager = item.order.customer.account_manager
-        label = (
-            one_line(f"{manager.get_full_name() or manager.get_username()} <{manager.email}>")
-            if _account_manager_email(item.order)
-            else "No account manager (reminded only here)"
-        )
-        groups[label].append(item)
+        if item.manager_email:
+            groups[(False, f"{item.manager_name} <{item.manager_email}>")].append(item)
+        else:
+            groups[(True, "No account manager (reminded only here)")].append(item)
     lines = [
         f"Reminded today: {_counts(items)}. Due or lapsed in all: "
         f"{run.due_count} due, {run.lapsed_count} lapsed.",
         "",
     ]
-    for label in sorted(groups, key=lambda name: (name.startswith("No account"), name)):
-        lines.append(f"{label}:")
-        lines += [_line(item) for item in sorted(groups[label], key=_soonest)]
+    for key in sorted(groups):
+        orphans, label = key
+        mine = groups[key]
+        managers = {item.manager_id for item in mine}
+        if orphans:
+            url = _renewals_page(manager=NO_MANAGER)
+        else:
+            url = _renewals_page(manager=managers.pop() if len(managers) == 1 else None)
+        lines.append(f"{label}: {_counts(mine)}")
+        lines += _listed(mine, SUMMARY_ROWS, url)
         lines.append("")
     lines.append(f"Days are counted from {today:%Y-%m-%d} ({settings.TIME_ZONE}).")
     lines.append(f"Everything due or lapsed: {_renewals_page()}")
@@ -306,4 +435,4 @@ def _summary_body(run: ReminderRun, items: list[_Item], today: date) -> str:
 
 
 def _soonest(item: _Item) -> tuple:
-    return (item.order.current_term_end, item.order.number)
+    return (item.term_end, item.number)

@@ -21,7 +21,8 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from portal import provisioning
+from portal import changelists, provisioning
+from portal.changelists import LargeListAdminMixin
 from portal.models import ProvisioningCall
 
 
@@ -352,7 +353,7 @@ class SubscriptionCallsFilter(admin.SimpleListFilter):
 
 
 @admin.register(ProvisioningCall)
-class ProvisioningCallAdmin(ReadOnlyAdmin):
+class ProvisioningCallAdmin(LargeListAdminMixin, ReadOnlyAdmin):
     list_display = [
         "started",
         "method",
@@ -364,9 +365,21 @@ class ProvisioningCallAdmin(ReadOnlyAdmin):
     list_display_links = ["started"]
     list_filter = [SubscriptionCallsFilter, "method", "outcome", "settled_earlier"]
     list_select_related = ["customer", "order", "triggered_by"]
-    search_fields = ["customer__code", "customer__name", "order__number", "error"]
+    search_fields = ["customer__code", "customer__name", "order__number"]
     date_hierarchy = "started_at"
     readonly_fields = [f.name for f in ProvisioningCall._meta.fields]
+
+    def get_search_results(self, request, queryset, search_term):
+        """Calls about an order id or customer id, exactly, or customers by name prefix."""
+        from orders.models import Order
+
+        term = changelists.search_term(search_term)
+        if not term:
+            return queryset, False
+        variants = changelists.id_variants(term)
+        orders = Order.objects.filter(number__in=variants).values_list("pk", flat=True)
+        matches = Q(order__in=list(orders)) | changelists.customer_ids_q("customer", term)
+        return queryset.filter(matches), False
 
     @admin.display(description="triggered by")
     def triggered_by_label(self, obj):

@@ -8,10 +8,17 @@ import pytest
 import time_machine
 from django.core import mail
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from orders.models import Order, ReminderRun, RenewalReminder
-from orders.reminders import ReminderError, reminder_resend, send_renewal_reminders
+from orders.reminders import (
+    DIGEST_ROWS,
+    SUMMARY_ROWS,
+    ReminderError,
+    reminder_resend,
+    send_renewal_reminders,
+)
 from orders.tasks import renewal_reminders_task
 from tests.factories import CustomerFactory, OrderFactory, UserFactory
 
@@ -270,9 +277,8 @@ def test_send_renewal_reminders_in_two_runs_at_once_reminds_each_term_once(alice
 
 
 @pytest.mark.django_db(transaction=True)
-def test_send_renewal_reminders_in_three_runs_at_once_sends_one_digest_per_recipient(alice, bob):
-    for i in range(30):
-        subscription((alice, bob, None)[i % 3], days_left=i % 16 - 1)
+def test_send_renewal_reminders_in_three_runs_at_once_sends_each_manager_one_digest(alice, bob):
+    orders = [subscription((alice, bob, None)[i % 3], days_left=i % 16 - 1) for i in range(60)]
     start = threading.Barrier(3)
     runs, failures = [], []
 
@@ -291,12 +297,59 @@ def test_send_renewal_reminders_in_three_runs_at_once_sends_one_digest_per_recip
     for thread in threads:
         thread.join(timeout=60)
 
-    assert failures == []
-    assert sorted(r.sent_count for r in runs) == [0, 0, 30]
-    assert len(to(alice.email)) == 1
-    assert len(to(bob.email)) == 1
-    assert len(to(MANAGERS)) == 1
-    assert len(mail.outbox) == 3
+    assert failures == [] and len(runs) == 3
+    assert len(to(alice.email)) == 1 and len(to(bob.email)) == 1 and len(to(MANAGERS)) == 1
+    assert sorted(r.sent_count for r in runs) == [0, 0, 60]
+    assert RenewalReminder.objects.filter(forced=False, sent_at__isnull=False).count() == 60
+    [summary] = to(MANAGERS)
+    assert all(summary.body.count(o.number) <= 1 for o in orders)
+
+
+def _job_queries(today) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        send_renewal_reminders(today=today)
+    return len(queries)
+
+
+@pytest.mark.django_db
+def test_send_renewal_reminders_makes_as_many_queries_for_50_due_as_for_5(
+    alice, bob, django_assert_max_num_queries
+):
+    for i in range(5):
+        subscription((alice, bob, None)[i % 3], days_left=i % 16 - 1)
+    few = _job_queries(TODAY)
+    RenewalReminder.objects.all().delete()
+    for i in range(45):
+        subscription((alice, bob, None)[i % 3], days_left=i % 16 - 1)
+
+    with django_assert_max_num_queries(10):
+        many = _job_queries(TODAY)
+
+    assert RenewalReminder.objects.filter(sent_at__isnull=False).count() == 50
+    # run, stale claims, counts, claim, read back, one UPDATE per email, release, run again.
+    assert many == few <= 10
+
+
+@pytest.mark.django_db
+def test_send_renewal_reminders_caps_a_digest_and_links_to_the_rest(alice):
+    orders = [subscription(alice, days_left=i % 19 - 3) for i in range(DIGEST_ROWS + 7)]
+    soonest = sorted(orders, key=lambda o: (o.current_term_end, o.number))
+
+    run = send_renewal_reminders(today=TODAY)
+
+    [digest] = to(alice.email)
+    shown = [o for o in orders if o.number in digest.body]
+    assert shown == [o for o in orders if o in soonest[:DIGEST_ROWS]]
+    more = f"https://portal.reseller.example/admin/orders/renewaldue/?manager={alice.pk}"
+    assert f"... and 7 more: {more}" in digest.body
+    [summary] = to(MANAGERS)
+    assert sum(o.number in summary.body for o in orders) == SUMMARY_ROWS
+    assert f"... and {DIGEST_ROWS + 7 - SUMMARY_ROWS} more: {more}" in summary.body
+    # Every subscription counts as reminded, listed in full or not.
+    assert run.sent_count == DIGEST_ROWS + 7
+    assert set(RenewalReminder.objects.values_list("recipients", flat=True)) == {
+        f"{alice.email}, {MANAGERS}"
+    }
 
 
 @pytest.mark.django_db

@@ -270,11 +270,61 @@ def test_reminder_run_admin_shows_what_a_run_sent(client, manager_user):
 
     listing = client.get(reverse("admin:orders_reminderrun_changelist"))
     page = client.get(reverse("admin:orders_reminderrun_change", args=[run.pk]))
+    sent_url = reverse("admin:orders_renewalreminder_changelist") + f"?run__id__exact={run.pk}"
+    sent = client.get(sent_url)
 
     assert listing.status_code == 200 and page.status_code == 200
-    assert order.number in page.content.decode()
-    assert amy.email in page.content.decode()
+    assert "1 reminders" in page.content.decode()
+    assert f'href="{sent_url.replace("&", "&amp;")}"' in page.content.decode()
+    assert order.number in sent.content.decode()
+    assert amy.email in sent.content.decode()
     assert client.get(reverse("admin:orders_reminderrun_add")).status_code == 403
+
+
+def _get_queries(client, url) -> tuple[int, str]:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+        assert response.status_code == 200
+    return len(queries), response.content.decode()
+
+
+@pytest.mark.django_db
+def test_reminder_run_page_lists_no_reminders_whatever_their_number(client, manager_user):
+    small = subscription(3, manager=UserFactory(username="amy"))
+    first = send_renewal_reminders()
+    orders = [subscription(days % 15, manager=UserFactory(username="amy")) for days in range(60)]
+    second = send_renewal_reminders()
+    client.force_login(manager_user)
+    client.get(reverse("admin:orders_reminderrun_change", args=[first.pk]))
+
+    few, _ = _get_queries(client, reverse("admin:orders_reminderrun_change", args=[first.pk]))
+    many, html = _get_queries(client, reverse("admin:orders_reminderrun_change", args=[second.pk]))
+
+    assert many == few
+    assert "60 reminders" in html
+    assert not any(order.number in html for order in [small, *orders])
+
+
+@pytest.mark.django_db
+def test_order_page_shows_the_latest_renewals_and_links_to_all(client, superuser):
+    parent = OrderFactory(status=S.ACTIVE, current_term_end=TODAY)
+    first = OrderFactory.create_batch(5, parent=parent, customer=parent.customer, status=S.ACTIVE)
+    url = reverse("admin:orders_order_change", args=[parent.pk])
+    client.force_login(superuser)
+    client.get(url)
+    few, html = _get_queries(client, url)
+    assert all(renewal.number in html for renewal in first)
+    later = OrderFactory.create_batch(40, parent=parent, customer=parent.customer, status=S.ACTIVE)
+
+    many, html = _get_queries(client, url)
+
+    assert many == few
+    shown = [r for r in [*first, *later] if f">{r.number}<" in html]
+    assert len(shown) == 20 and all(r in later for r in shown)
+    renewals_url = reverse("admin:orders_order_changelist") + f"?parent__id__exact={parent.pk}"
+    assert "the latest 20 of 45" in html and renewals_url in html
+    listing = client.get(renewals_url)
+    assert {o.pk for o in listing.context["cl"].result_list} == {r.pk for r in [*first, *later]}
 
 
 @pytest.mark.django_db
@@ -307,3 +357,20 @@ def test_renewal_window_filter_splits_subscriptions(superuser, value, expected):
 
     assert set(window.queryset(request, Order.objects.all())) == {made[d] for d in expected}
     assert [title for _, title in window.lookups(request, None)] == ["Due", "Lapsed", "Not yet due"]
+
+
+@pytest.mark.django_db
+def test_renewals_page_filters_by_account_manager_as_the_digest_links(client, sales_user):
+    amy, gone = UserFactory(username="amy"), UserFactory(username="gone", is_active=False)
+    hers = [subscription(days, manager=amy) for days in (1, 2)]
+    others = [subscription(3), subscription(4, manager=gone)]
+    client.force_login(sales_user)
+
+    mine = client.get(PAGE, {"manager": amy.pk})
+    nobody = client.get(PAGE, {"manager": "none", "state": "due"})
+    junk = client.get(PAGE, {"manager": "1 OR 1=1"})
+
+    assert list(mine.context["page"]) == hers
+    assert "Customers of amy" in mine.content.decode()
+    assert list(nobody.context["page"]) == others
+    assert len(junk.context["page"]) == 4

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import date, timedelta
-from decimal import Decimal
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -40,6 +38,16 @@ def parse_args() -> argparse.Namespace:
         "--reuse", action="store_true", help="keep the database if it already holds --orders"
     )
     parser.add_argument("--explain", action="store_true", help="print the due selector's plan")
+    parser.add_argument("--calls", type=int, help="call-log rows (default: as many as orders)")
+    parser.add_argument(
+        "--renewals-of-one", type=int, default=1000, help="renewals of one subscription"
+    )
+    parser.add_argument(
+        "--before-runs", type=int, default=1, help="timed runs of Django's default list"
+    )
+    parser.add_argument(
+        "--lists-only", action="store_true", help="measure only the lists against plain ones"
+    )
     return parser.parse_args()
 
 
@@ -70,6 +78,8 @@ def setup_django(url: str) -> None:
     sys.path.insert(0, str(BASE_DIR))
     os.environ["DATABASE_URL"] = url
     os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
+    # Local defaults (no secrets needed); the timed runs switch DEBUG off again.
+    os.environ.setdefault("DJANGO_DEBUG", "on")
     import django
 
     django.setup()
@@ -79,181 +89,221 @@ def setup_django(url: str) -> None:
     setup_test_environment()
 
 
-def fill(total: int, today: date) -> None:
-    """`total` orders: three in four are subscriptions, the rest renewals of active ones."""
+class Series:
+    """INSERT ... SELECT over a series 0..n-1, in each database's own dialect."""
+
+    def __init__(self, vendor: str):
+        self.vendor = vendor
+
+    def rows(self, n: int) -> tuple[str, str]:
+        """(a WITH clause or "", the FROM item yielding column i)."""
+        if self.vendor == "postgresql":
+            # bigint: the spreading arithmetic below overflows an integer at a million rows.
+            return "", f"generate_series(0::bigint, {n - 1}) AS s(i)"
+        return (
+            f"WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < {n - 1}) ",
+            "s",
+        )
+
+    def padded(self, prefix: str, expr: str) -> str:
+        if self.vendor == "postgresql":
+            return f"'{prefix}' || lpad(({expr})::text, 7, '0')"
+        return f"'{prefix}' || printf('%07d', {expr})"
+
+    def day(self, today: date, offset: str) -> str:
+        if self.vendor == "postgresql":
+            return f"(DATE '{today}' + ({offset})::integer)"
+        return f"date('{today}', ({offset}) || ' days')"
+
+    def stamp(self, now, seconds_ago: str) -> str:
+        text = now.strftime("%Y-%m-%d %H:%M:%S")
+        if self.vendor == "postgresql":
+            return f"(TIMESTAMPTZ '{text}+00' - ({seconds_ago}) * INTERVAL '1 second')"
+        return f"datetime('{text}', '-' || ({seconds_ago}) || ' seconds')"
+
+
+def insert_select(model, n: int, values: dict[str, str], series: Series) -> None:
+    """Insert `n` rows of `model` in one statement; `values` are SQL expressions of `i` per
+    column, every other column takes its field's default (or NULL)."""
+    from django.db import connection
+
+    qn = connection.ops.quote_name
+    columns, exprs = [], []
+    for field in model._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        columns.append(qn(field.column))
+        if field.name in values or field.attname in values:
+            exprs.append(values.get(field.name, values.get(field.attname)))
+        elif field.null and not field.has_default():
+            exprs.append("NULL")
+        else:
+            exprs.append(literal(field.get_db_prep_save(field.get_default(), connection)))
+    with_clause, source = series.rows(n)
+    sql = (
+        f"{with_clause}INSERT INTO {qn(model._meta.db_table)} ({', '.join(columns)}) "
+        f"SELECT {', '.join(exprs)} FROM {source}"
+    )
+    # No parameters: the SQL is ours, and its % signs are modulo operators.
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+
+
+def literal(value) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def case(expr: str, buckets: list[tuple[int, str]], default: str) -> str:
+    whens = " ".join(f"WHEN {expr} < {limit} THEN {value}" for limit, value in buckets)
+    return f"CASE {whens} ELSE {default} END"
+
+
+def fill(total: int, today: date, calls: int, renewals_of_one: int) -> int:
+    """`total` orders: three in four are subscriptions, the rest renewals of active ones; one
+    subscription with `renewals_of_one` more renewals; `calls` call-log rows. Filled with
+    INSERT ... SELECT over a series, a few statements whatever the size."""
     from django.contrib.auth import get_user_model
     from django.db import connection, transaction
     from django.utils import timezone
 
     from customers.models import Customer
-    from orders.models import Order, Price
-    from orders.pricing import order_value
+    from orders.models import Order
     from portal.models import ProvisioningCall
 
-    rng = random.Random(20250101)
-    currency = settings_currency()
-    unit_prices = {}
-    for product in Order.Product.values:
-        for duration in Order.Duration.values:
-            unit = Decimal(rng.randint(200, 5000)) / 100 * (10 if duration == "yearly" else 1)
-            unit_prices[product, duration] = unit
-            Price.objects.create(
-                product=product,
-                duration=duration,
-                unit_price=unit,
-                valid_from=date(2020, 1, 1),
-                currency=currency,
-            )
-
-    def priced(order: Order) -> Order:
-        """A confirmed term's recorded value, as the service records it; one in 50 unpriced."""
-        if order.term_start is None or rng.random() < 0.02:
-            return order
-        order.unit_price = unit_prices[order.product, order.duration]
-        order.currency = currency
-        order.discount_percent = Decimal(rng.choice([0, 0, 0, 5, 10]))
-        order.value = order_value(
-            licenses=order.licenses,
-            unit_price=order.unit_price,
-            discount_percent=order.discount_percent,
-            currency=currency,
-        )
-        if order.parent_id is None:
-            order.current_value, order.current_currency = order.value, currency
-        return order
-
+    series = Series(connection.vendor)
+    now = timezone.now()
     User = get_user_model()
     managers = User.objects.bulk_create(
         User(username=f"manager{i}", email=f"manager{i}@reseller.example", is_staff=True)
         for i in range(20)
     )
+    first_manager = min(m.pk for m in managers)
+    assert sorted(m.pk for m in managers) == list(range(first_manager, first_manager + 20))
     subscriptions = total * 3 // 4
     customer_count = max(1, subscriptions // 4)
-    customers = []
     with transaction.atomic():
-        for start in range(0, customer_count, BATCH):
-            customers += Customer.objects.bulk_create(
-                Customer(
-                    code=f"BENCH-C{i:07d}",
-                    name=f"Customer {i} {rng.choice(['Ltd', 'SA', 'GmbH', 'Inc'])}",
-                    admin_email=f"admin{i}@customer.example",
-                    admin_phone="+30 210 555 0100",
-                    admin_display_name="Admin",
-                    account_manager=managers[i % len(managers)] if i % 10 else None,
-                    status=Customer.Status.REGISTERED,
-                )
-                for i in range(start, min(start + BATCH, customer_count))
-            )
-    S = Order.Status
-    weights = [
-        (S.ACTIVE, 60),
-        (S.SUSPENDED, 6),
-        (S.CANCELLED, 20),
-        (S.DRAFT, 6),
-        (S.FAILED, 6),
-        (S.PENDING, 2),
-    ]
-    statuses = [status for status, _ in weights]
-    status_weights = [weight for _, weight in weights]
-    products = Order.Product.values
-    active_ids: list[int] = []
-    with transaction.atomic():
-        for start in range(0, subscriptions, BATCH):
-            batch = []
-            for i in range(start, min(start + BATCH, subscriptions)):
-                status = rng.choices(statuses, status_weights)[0]
-                duration = rng.choice(Order.Duration.values)
-                term_end = None
-                if status not in (S.DRAFT, S.FAILED):
-                    # Mostly running terms; a few lapsed ones, as in a real book.
-                    term_end = today + timedelta(days=rng.randint(-30, 365))
-                batch.append(
-                    priced(
-                        Order(
-                            number=f"BENCH-O{i:07d}",
-                            customer=customers[i % customer_count],
-                            product=rng.choice(products),
-                            licenses=rng.randint(1, 500),
-                            duration=duration,
-                            status=status,
-                            pending_action="place" if status == S.PENDING else "",
-                            current_term_end=term_end,
-                            term_start=term_end and term_end - timedelta(days=30),
-                            term_end=term_end,
-                        )
-                    )
-                )
-            created = Order.objects.bulk_create(batch)
-            active_ids += [o.pk for o in created if o.status == S.ACTIVE]
-            now = timezone.now()
-            # The call log dates each cancellation: churn and MRR by month read it.
-            ProvisioningCall.objects.bulk_create(
-                ProvisioningCall(
-                    method=ProvisioningCall.Method.CANCEL_ORDER,
-                    params={"id": o.number},
-                    customer_id=o.customer_id,
-                    order=o,
-                    outcome=ProvisioningCall.Outcome.OK,
-                    started_at=now - timedelta(days=rng.randint(0, 400)),
-                    finished_at=now - timedelta(days=rng.randint(0, 400)),
-                )
-                for o in created
-                if o.status == S.CANCELLED
-            )
-    parents = {
-        pk: (customer_id, term_end)
-        for pk, customer_id, term_end in Order.objects.filter(pk__in=active_ids)
-        .values_list("pk", "customer_id", "current_term_end")
-        .iterator()
-    }
-    renewed: dict[int, Order] = {}
-    with transaction.atomic():
-        renewals = total - subscriptions
-        for start in range(0, renewals, BATCH):
-            batch = []
-            for i in range(start, min(start + BATCH, renewals)):
-                parent_id = active_ids[i % len(active_ids)]
-                customer_id, term_end = parents[parent_id]
-                # The renewal is the current term; the first order's term ran before it.
-                renewal = priced(
-                    Order(
-                        number=f"BENCH-R{i:07d}",
-                        customer_id=customer_id,
-                        parent_id=parent_id,
-                        product=rng.choice(products),
-                        licenses=rng.randint(1, 500),
-                        duration=Order.Duration.MONTHLY,
-                        status=S.ACTIVE,
-                        term_start=term_end - timedelta(days=30),
-                        term_end=term_end,
-                    )
-                )
-                batch.append(renewal)
-                renewed[parent_id] = renewal
-            Order.objects.bulk_create(batch)
-        first_terms = Order.objects.filter(pk__in=list(renewed)).only(
-            "term_start", "term_end", "current_value", "current_currency"
+        insert_select(
+            Customer,
+            customer_count,
+            {
+                "code": series.padded("BENCH-C", "i"),
+                "name": "'Customer ' || i || ' ' || "
+                + case("i % 4", [(1, "'Ltd'"), (2, "'SA'"), (3, "'GmbH'")], "'Inc'"),
+                "admin_email": "'admin' || i || '@customer.example'",
+                "admin_phone": "'+30 210 555 0100'",
+                "admin_display_name": "'Admin'",
+                "account_manager_id": f"CASE WHEN i % 10 = 0 THEN NULL "
+                f"ELSE {first_manager} + i % 20 END",
+                "status": "'registered'",
+                "created_at": series.stamp(now, f"{customer_count} - i"),
+                "updated_at": series.stamp(now, f"{customer_count} - i"),
+            },
+            series,
         )
-        updated = []
-        for order in first_terms.iterator():
-            renewal = renewed[order.pk]
-            order.term_start = renewal.term_start - timedelta(days=30)
-            order.term_end = renewal.term_start
-            order.current_value, order.current_currency = renewal.value, renewal.currency
-            updated.append(order)
-        Order.objects.bulk_update(
-            updated,
-            ["term_start", "term_end", "current_value", "current_currency"],
-            batch_size=1000,
+        first_customer = Customer.objects.order_by("pk").values_list("pk", flat=True)[0]
+        # A spread like a real book: statuses by weight, term ends from 30 days ago to a year.
+        h = "((i * 7919 + 13) % 100)"
+        status = case(
+            h,
+            [(60, "'active'"), (66, "'suspended'"), (86, "'cancelled'"), (92, "'draft'")],
+            f"CASE WHEN {h} < 98 THEN 'failed' ELSE 'pending' END",
+        )
+        unplaced = f"({h} >= 86 AND {h} < 98)"
+        term_end = (
+            f"CASE WHEN {unplaced} THEN NULL "
+            f"ELSE {series.day(today, '(i * 104729) % 396 - 30')} END"
+        )
+        term_start = (
+            f"CASE WHEN {unplaced} THEN NULL "
+            f"ELSE {series.day(today, '(i * 104729) % 396 - 60')} END"
+        )
+        products = Order.Product.values
+        insert_select(
+            Order,
+            subscriptions,
+            {
+                "number": series.padded("BENCH-O", "i"),
+                "customer_id": f"{first_customer} + i % {customer_count}",
+                "product": case(
+                    "i % 6",
+                    [(k + 1, f"'{p}'") for k, p in enumerate(products[:-1])],
+                    f"'{products[-1]}'",
+                ),
+                "licenses": "1 + (i * 31) % 500",
+                "duration": "CASE WHEN i % 2 = 0 THEN 'monthly' ELSE 'yearly' END",
+                "status": status,
+                "pending_action": f"CASE WHEN {h} >= 98 THEN 'place' ELSE '' END",
+                "term_start": term_start,
+                "term_end": term_end,
+                "current_term_end": term_end,
+                "created_at": series.stamp(now, f"{total} - i"),
+                "updated_at": series.stamp(now, f"{total} - i"),
+            },
+            series,
+        )
+        qn = connection.ops.quote_name
+        renewals = total - subscriptions
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {qn(Order._meta.db_table)} (number, customer_id, parent_id, "
+                "product, licenses, duration, status, pending_action, last_error, attempts, "
+                "created_at, updated_at) "
+                f"SELECT {series.padded('BENCH-R', 'k')}, customer_id, id, product, licenses, "
+                "'monthly', 'active', '', '', 0, created_at, created_at FROM ("
+                "SELECT id, customer_id, product, licenses, created_at, "
+                "ROW_NUMBER() OVER (ORDER BY id) AS k FROM orders_order "
+                "WHERE status = 'active' AND parent_id IS NULL) a "
+                f"WHERE k <= {renewals}"
+            )
+        renewed = (
+            Order.objects.filter(parent__isnull=True, status="active")
+            .order_by("-pk")
+            .values_list("pk", "customer_id")[0]
+        )
+        insert_select(
+            Order,
+            renewals_of_one,
+            {
+                "number": series.padded("BENCH-M", "i"),
+                "customer_id": str(renewed[1]),
+                "parent_id": str(renewed[0]),
+                "product": "'oo-std'",
+                "licenses": "10",
+                "duration": "'monthly'",
+                "status": "'active'",
+                "created_at": series.stamp(now, f"{renewals_of_one} - i"),
+                "updated_at": series.stamp(now, f"{renewals_of_one} - i"),
+            },
+            series,
+        )
+        first_order = Order.objects.order_by("pk").values_list("pk", flat=True)[0]
+        # One call in five registers a customer; the rest are about orders. Two years of calls.
+        insert_select(
+            ProvisioningCall,
+            calls,
+            {
+                "method": "CASE WHEN i % 5 = 0 THEN 'createCustomer' ELSE 'createFirstOrder' END",
+                "params": "'{}'",
+                "customer_id": f"CASE WHEN i % 5 = 0 THEN {first_customer} + i % {customer_count} "
+                "ELSE NULL END",
+                "order_id": f"CASE WHEN i % 5 = 0 THEN NULL ELSE {first_order} + i % {total} END",
+                "started_at": series.stamp(now, f"({calls} - i) * {max(1, 63_000_000 // calls)}"),
+                "finished_at": series.stamp(now, f"({calls} - i) * {max(1, 63_000_000 // calls)}"),
+                "duration_ms": "100 + i % 900",
+                "http_status": "200",
+                "outcome": "'ok'",
+            },
+            series,
         )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
-
-
-def settings_currency() -> str:
-    from django.conf import settings
-
-    return settings.PORTAL_CURRENCY
+    return renewed[0]
 
 
 def measure(fn: Callable[[], object], runs: int) -> tuple[int, float, object]:
@@ -275,6 +325,29 @@ def measure(fn: Callable[[], object], runs: int) -> tuple[int, float, object]:
     return count, statistics.median(times), result
 
 
+def measure_against(fn, plain, runs: int) -> tuple[int, float, float]:
+    """(queries of `fn`, its median seconds, the median ratio to `plain`), timing the two in
+    turn so that a busy machine slows both alike."""
+    from django.db import connection, reset_queries
+    from django.test.utils import CaptureQueriesContext
+
+    reset_queries()
+    with CaptureQueriesContext(connection) as queries:
+        fn()
+    count = len(queries)
+    plain()
+    times, ratios = [], []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        middle = time.perf_counter()
+        plain()
+        ended = time.perf_counter()
+        times.append(middle - started)
+        ratios.append((middle - started) / (ended - middle))
+    return count, statistics.median(times), statistics.median(ratios)
+
+
 def due_raw_sql(today: date, last: date) -> tuple[str, list]:
     """The due selector's predicate, join, columns and order, written by hand."""
     sql = (
@@ -293,195 +366,181 @@ def due_raw_sql(today: date, last: date) -> tuple[str, list]:
     return sql, [today, last]
 
 
-CANCEL_DATES = (
-    "SELECT order_id, MIN(finished_at) AS cancelled_at FROM portal_provisioningcall "
-    "WHERE method = 'cancelOrder' AND outcome = 'ok' GROUP BY order_id"
-)
+# Django's own search over the fields each list searched before: a substring match on each.
+BEFORE_SEARCH = {
+    "orders.order": ["number", "customer__name", "customer__code"],
+    "customers.customer": ["code", "name", "admin_email", "admin_display_name"],
+    "portal.provisioningcall": ["customer__code", "customer__name", "order__number", "error"],
+}
 
 
-def revenue_raw_sql(today: date) -> dict[str, tuple[str, list]]:
-    """Each dashboard revenue figure written by hand, as its definition in the README reads."""
-    from django.conf import settings
-    from django.db import connection
+def variants(real):
+    """(plain, before) admins for the same model as the real one: "plain" is Django's change
+    list with the same columns and rows and nothing else (no filters, date hierarchy or search);
+    "before" adds the real list's filters and date hierarchy with Django's own machinery (a
+    DISTINCT for the years, two counts per page, substring search)."""
+    from django.contrib import admin
 
-    from orders import revenue
-
-    def d(day: date):
-        return connection.ops.adapt_datefield_value(day)
-
-    def start_of(day: date):
-        return connection.ops.adapt_datetimefield_value(revenue._start_of(day))
-
-    cur = settings.PORTAL_CURRENCY
-    priced = "current_value IS NOT NULL AND current_currency = %s"
-    recurring = (
-        "SELECT product, "
-        "SUM(CASE WHEN status = 'active' THEN 1 ELSE 0 END), "
-        "SUM(CASE WHEN status = 'suspended' THEN 1 ELSE 0 END), "
-        f"SUM(CASE WHEN NOT ({priced}) THEN 1 ELSE 0 END), "
-        f"SUM(CASE WHEN status = 'active' AND duration = 'monthly' AND {priced} "
-        "THEN current_value END), "
-        f"SUM(CASE WHEN status = 'active' AND duration = 'yearly' AND {priced} "
-        "THEN current_value END) "
-        "FROM orders_order WHERE parent_id IS NULL AND status IN ('active', 'suspended') "
-        "AND current_term_end >= %s GROUP BY product ORDER BY product"
-    )
-    due_parts, due_params = [], []
-    for days in revenue.DUE_HORIZONS:
-        last = d(today + timedelta(days=days))
-        due_parts += [
-            "SUM(CASE WHEN current_term_end >= %s AND current_term_end <= %s THEN 1 ELSE 0 END)",
-            "SUM(CASE WHEN current_term_end >= %s AND current_term_end <= %s "
-            f"AND {priced} THEN current_value END)",
-        ]
-        due_params += [d(today), last, d(today), last, cur]
-    due_parts += [
-        "SUM(CASE WHEN current_term_end < %s THEN 1 ELSE 0 END)",
-        f"SUM(CASE WHEN current_term_end < %s AND {priced} THEN current_value END)",
-    ]
-    due_params += [d(today), d(today), cur]
-    due = (
-        f"SELECT {', '.join(due_parts)} FROM orders_order WHERE parent_id IS NULL "
-        "AND status IN ('active', 'suspended') AND current_term_end <= %s"
-    )
-    churn_parts, churn_params = [], []
-    for days in revenue.CHURN_PERIODS:
-        since = start_of(today - timedelta(days=days - 1))
-        first = d(today - timedelta(days=days))
-        churn_parts += [
-            "SUM(CASE WHEN o.status = 'cancelled' AND c.cancelled_at >= %s THEN 1 ELSE 0 END)",
-            "SUM(CASE WHEN o.status = 'cancelled' AND c.cancelled_at >= %s "
-            f"AND {priced} THEN current_value END)",
-            "SUM(CASE WHEN o.status <> 'cancelled' AND current_term_end >= %s THEN 1 ELSE 0 END)",
-            "SUM(CASE WHEN o.status <> 'cancelled' AND current_term_end >= %s "
-            f"AND {priced} THEN current_value END)",
-        ]
-        churn_params += [since, since, cur, first, first, cur]
-    longest = d(today - timedelta(days=max(revenue.CHURN_PERIODS)))
-    churn = (
-        f"SELECT {', '.join(churn_parts)} FROM orders_order o "
-        f"LEFT JOIN ({CANCEL_DATES}) c ON c.order_id = o.id "
-        "WHERE o.parent_id IS NULL AND (o.status = 'cancelled' OR "
-        "(o.status IN ('active', 'suspended') AND current_term_end < %s "
-        "AND current_term_end >= %s))"
-    )
-    rate = (
-        "SELECT COUNT(*), SUM(CASE WHEN EXISTS (SELECT 1 FROM orders_order r "
-        "WHERE r.parent_id = COALESCE(o.parent_id, o.id) AND r.term_start = o.term_end "
-        "AND r.status = 'active') THEN 1 ELSE 0 END) "
-        "FROM orders_order o WHERE o.term_end >= %s AND o.term_end < %s"
-    )
-    days = revenue.month_ends(today)[:-1]
-    month_parts, month_params = [], []
-    for day in days:
-        for duration in ("monthly", "yearly"):
-            month_parts.append(
-                "SUM(CASE WHEN term_start <= %s AND term_end > %s AND duration = %s AND "
-                "(c.cancelled_at IS NULL OR c.cancelled_at >= %s) THEN value END)"
-            )
-            month_params += [d(day), d(day), duration, start_of(day + timedelta(days=1))]
-    months = (
-        f"SELECT {', '.join(month_parts)} FROM orders_order o "
-        f"LEFT JOIN ({CANCEL_DATES}) c ON c.order_id = COALESCE(o.parent_id, o.id) "
-        "WHERE value IS NOT NULL AND currency = %s AND term_start <= %s AND term_end > %s"
-    )
-    weeks = (
-        "SELECT current_term_end, COUNT(*), "
-        f"SUM(CASE WHEN {priced} THEN current_value END) FROM orders_order "
-        "WHERE parent_id IS NULL AND status IN ('active', 'suspended') "
-        "AND current_term_end >= %s AND current_term_end <= %s GROUP BY current_term_end"
-    )
-    return {
-        "MRR and ARR by product": (recurring, [cur, cur, cur, d(today)]),
-        "renewals due 15/30/90 days, lapsed": (
-            due,
-            [*due_params, d(today + timedelta(days=max(revenue.DUE_HORIZONS)))],
-        ),
-        "churn, last 30/90 days": (churn, [*churn_params, d(today), longest]),
-        "renewal rate, last 90 days": (
-            rate,
-            [d(today - timedelta(days=revenue.RENEWAL_RATE_DAYS)), d(today)],
-        ),
-        "MRR by month, last 12 months": (
-            months,
-            [*month_params, cur, d(days[-1]), d(days[0])],
-        ),
-        "renewal value due per week, 12 weeks": (
-            weeks,
-            [cur, d(today), d(today + timedelta(days=7 * 12 - 1))],
-        ),
+    site = admin.AdminSite(name="bench")
+    real_class = type(real)
+    base = {
+        "list_display": real.list_display,
+        "list_select_related": real.list_select_related,
+        "list_per_page": real.list_per_page,
+        "get_changelist": real_class.get_changelist,
     }
-
-
-def measure_pair(
-    first: Callable[[], object], second: Callable[[], object], runs: int
-) -> tuple[float, float, object]:
-    """Median seconds of each, run in turns so a busy machine slows both alike; and the
-    second's last result."""
-    first(), second()
-    first_times, second_times = [], []
-    for _ in range(runs):
-        started = time.perf_counter()
-        first()
-        first_times.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        result = second()
-        second_times.append(time.perf_counter() - started)
-    return statistics.median(first_times), statistics.median(second_times), result
-
-
-def orm_statements(fn: Callable[[], object]) -> list[tuple[str, list]]:
-    """The SQL and parameters `fn` sends, exactly, to be timed on their own."""
-    from django.db import connection
-
-    statements = []
-
-    def record(execute, sql, params, many, context):
-        statements.append((sql, params))
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(record):
-        fn()
-    return statements
-
-
-def _money(amount) -> Decimal:
-    return Decimal(str(amount or 0)).quantize(Decimal("0.01"))
-
-
-def revenue_checks(today: date, raw: dict[str, list]) -> None:
-    """The ORM's figures equal the hand-written SQL's: same definition, same numbers."""
-    from orders import revenue
-
-    recurring = revenue.revenue_recurring(today=today)
-    exact = sum(
-        (Decimal(str(row[4] or 0)) + Decimal(str(row[5] or 0)) / 12)
-        for row in raw["MRR and ARR by product"]
+    for name in real.list_display:
+        if isinstance(name, str) and hasattr(real_class, name):
+            base[name] = getattr(real_class, name)
+    plain = type("PlainAdmin", (admin.ModelAdmin,), dict(base))
+    label = real.model._meta.label_lower
+    before = type(
+        "BeforeAdmin",
+        (admin.ModelAdmin,),
+        {
+            **base,
+            "list_filter": real.list_filter,
+            "date_hierarchy": real.date_hierarchy,
+            "search_fields": BEFORE_SEARCH[label],
+        },
     )
-    assert recurring.mrr == _money(exact), (recurring.mrr, exact)
-    due = revenue.revenue_renewals_due(today=today)
-    flat = raw["renewals due 15/30/90 days, lapsed"][0]
-    assert [x for a in due for x in (a.count, a.value)] == [
-        int(v or 0) if i % 2 == 0 else _money(v) for i, v in enumerate(flat)
-    ]
-    churn = revenue.revenue_churn(today=today)
-    flat = raw["churn, last 30/90 days"][0]
-    assert [
-        x for c in churn for x in (c.cancelled, c.cancelled_value, c.lapsed, c.lapsed_value)
-    ] == [int(v or 0) if i % 2 == 0 else _money(v) for i, v in enumerate(flat)]
-    rate = revenue.revenue_renewal_rate(today=today)
-    assert (rate.came_due, rate.renewed) == tuple(
-        int(v or 0) for v in raw["renewal rate, last 90 days"][0]
+    return plain(real.model, site), before(real.model, site)
+
+
+def growth_tables(args, client, today) -> None:
+    """The reminder job once, and the pages that grow with it."""
+    from django.db import connection, reset_queries
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import reverse
+
+    from orders.models import Order, RenewalReminder
+    from orders.reminders import send_renewal_reminders
+
+    rows = []
+    reset_queries()
+    RenewalReminder.objects.all().delete()
+    with CaptureQueriesContext(connection) as queries:
+        started = time.perf_counter()
+        run = send_renewal_reminders(today=today)
+        seconds = time.perf_counter() - started
+    rows.append(
+        (
+            f"reminder job ({run.due_count + run.lapsed_count:,} due or lapsed, "
+            f"{run.sent_count:,} reminded, {run.emails_sent} emails)",
+            len(queries),
+            seconds,
+        )
     )
-    months = revenue.revenue_mrr_by_month(today=today)[:-1]
-    flat = raw["MRR by month, last 12 months"][0]
-    assert [p.value for p in months] == [
-        _money(Decimal(str(flat[2 * i] or 0)) + Decimal(str(flat[2 * i + 1] or 0)) / 12)
-        for i in range(len(months))
+    from django.core import mail
+
+    biggest = max((len(m.body) for m in mail.outbox), default=0)
+    mail.outbox = []
+
+    def page(url: str):
+        def get():
+            response = client.get(url)
+            assert response.status_code == 200, (url, response.status_code)
+            return len(response.content)
+
+        return get
+
+    run_url = reverse("admin:orders_reminderrun_change", args=[run.pk])
+    queries, seconds, size = measure(page(run_url), args.runs)
+    rows.append((f"reminder run page ({size / 1024:,.0f} KB)", queries, seconds))
+    listed = reverse("admin:orders_renewalreminder_changelist") + f"?run__id__exact={run.pk}"
+    queries, seconds, _ = measure(page(listed), args.runs)
+    rows.append(("that run's reminders, first page", queries, seconds))
+    renewed = Order.objects.filter(number__startswith="BENCH-M").values_list("parent", flat=True)[0]
+    count = Order.objects.filter(parent=renewed).count()
+    queries, seconds, size = measure(
+        page(reverse("admin:orders_order_change", args=[renewed])), args.runs
+    )
+    rows.append((f"order page with {count:,} renewals ({size / 1024:,.0f} KB)", queries, seconds))
+    print(f"### reminders and pages that grow ({Order.objects.count():,} orders)\n")
+    print("| measurement | SQL queries | ms |")
+    print("|---|---:|---:|")
+    for label, queries, seconds in rows:
+        print(f"| {label} | {queries} | {seconds * 1000:,.1f} |")
+    print(f"\nLargest reminder email: {biggest / 1024:,.1f} KB.\n")
+
+
+def scale_tables(args, client, user, today) -> None:
+    """The reminder job, the pages that grow with it, and the three big lists against
+    Django's plain change list, at the size filled."""
+    from django.contrib import admin
+    from django.test import RequestFactory
+
+    from customers.models import Customer
+    from orders.models import Order
+    from portal.models import ProvisioningCall
+
+    if not args.lists_only:
+        growth_tables(args, client, today)
+
+    factory = RequestFactory()
+
+    def changelist(modeladmin, query: str = ""):
+        def get():
+            request = factory.get("/bench/?" + query)
+            request.user = user
+            response = modeladmin.changelist_view(request)
+            response.render()
+            return len(response.content)
+
+        return get
+
+    some_order = Order.objects.filter(parent__isnull=True).order_by("pk")[
+        Order.objects.count() // 3
     ]
-    weeks = revenue.revenue_due_per_week(today=today)
-    assert sum(w.count for w in weeks) == sum(
-        row[1] for row in raw["renewal value due per week, 12 weeks"]
+    some_customer = some_order.customer
+    lists = [
+        (
+            Order,
+            "order list",
+            [
+                ("", "list"),
+                (f"q={some_order.number}", "search an order id"),
+                (f"q={some_customer.code}", "search a customer id"),
+                ("q=Customer+4711+", "search a customer name"),
+            ],
+        ),
+        (
+            ProvisioningCall,
+            "call log",
+            [("", "list"), (f"q={some_order.number}", "search an order id")],
+        ),
+        (
+            Customer,
+            "customer list",
+            [("", "list"), (f"q={some_customer.code}", "search a customer id")],
+        ),
+    ]
+    calls = ProvisioningCall.objects.count()
+    print(
+        f"### lists against Django's plain change list ({Order.objects.count():,} orders, "
+        f"{calls:,} calls, {Customer.objects.count():,} customers)\n"
+    )
+    print("| list | SQL queries | ms | x plain | Django's default: queries | ms | x plain |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for model, name, cases in lists:
+        real = admin.site._registry[model]
+        plain, before = variants(real)
+        _, plain_seconds, _ = measure(changelist(plain), args.runs)
+        for query, label in cases:
+            queries, seconds, ratio = measure_against(
+                changelist(real, query), changelist(plain), args.runs
+            )
+            b_queries, b_seconds, b_ratio = measure_against(
+                changelist(before, query), changelist(plain), args.before_runs
+            )
+            print(
+                f"| {name}, {label} | {queries} | {seconds * 1000:,.1f} | {ratio:.2f}x | "
+                f"{b_queries} | {b_seconds * 1000:,.1f} | {b_ratio:.2f}x |"
+            )
+        print(f"| {name}, plain change list | | {plain_seconds * 1000:,.1f} | 1.00x | | | |")
+    print(
+        "\nx plain: the median, over runs taken in turn with the plain list, of the time "
+        "against it."
     )
 
 
@@ -507,14 +566,19 @@ def main() -> int:
 
     today = timezone.localdate()
     call_command("migrate", verbosity=0)
+    calls = args.orders if args.calls is None else args.calls
+    expected = args.orders + args.renewals_of_one
     existing = Order.objects.count()
-    if existing != args.orders:
+    if existing != expected:
         if existing:
-            print(f"The database holds {existing} orders, not {args.orders}: run without --reuse.")
+            print(f"The database holds {existing} orders, not {expected}: run without --reuse.")
             return 2
         started = time.perf_counter()
-        fill(args.orders, today)
-        print(f"Filled {args.orders:,} orders in {time.perf_counter() - started:.1f} s.\n")
+        fill(args.orders, today, calls, args.renewals_of_one)
+        print(
+            f"Filled {args.orders:,} orders and {calls:,} calls "
+            f"in {time.perf_counter() - started:.1f} s.\n"
+        )
     # Timed runs log no queries; `measure` counts them in a separate run.
     settings.DEBUG = False
 
@@ -549,6 +613,9 @@ def main() -> int:
     except NoReverseMatch:
         notes.append("The renewals page does not exist yet: skipped.")
 
+    if args.lists_only:
+        scale_tables(args, client, user, today)
+        return 0
     rows = []
     for label, url in pages:
         queries, seconds, _ = measure(page(url), args.runs)
@@ -577,35 +644,6 @@ def main() -> int:
     rows.append(("same predicate, hand-written SQL", queries, raw_seconds))
     assert [row[0] for row in raw_rows] == [order.pk for order in selected], "results differ"
 
-    from orders import revenue
-
-    figures = {
-        "MRR and ARR by product": lambda: revenue.revenue_recurring(today=today),
-        "renewals due 15/30/90 days, lapsed": lambda: revenue.revenue_renewals_due(today=today),
-        "churn, last 30/90 days": lambda: revenue.revenue_churn(today=today),
-        "renewal rate, last 90 days": lambda: revenue.revenue_renewal_rate(today=today),
-        "MRR by month, last 12 months": lambda: revenue.revenue_mrr_by_month(
-            today=today, current=Decimal(0)
-        ),
-        "renewal value due per week, 12 weeks": lambda: revenue.revenue_due_per_week(today=today),
-    }
-    revenue_rows = []
-    raw_results = {}
-    for label, (sql, params) in revenue_raw_sql(today).items():
-        queries, orm_seconds, _ = measure(figures[label], args.runs)
-        statements = orm_statements(figures[label])
-        orm_sql_seconds, hand_seconds, raw_results[label] = measure_pair(
-            lambda statements=statements: [fetch(*statement) for statement in statements],
-            lambda sql=sql, params=params: fetch(sql, params),
-            args.runs,
-        )
-        revenue_rows.append((label, queries, orm_seconds, orm_sql_seconds, hand_seconds))
-    revenue_checks(today, raw_results)
-    context_queries, context_seconds, _ = measure(
-        lambda: revenue.dashboard_context(today=today), args.runs
-    )
-    priced = Order.objects.filter(value__isnull=False).count()
-
     vendor = connection.vendor
     if vendor == "sqlite":
         version = ".".join(str(part) for part in connection.Database.sqlite_version_info)
@@ -626,23 +664,7 @@ def main() -> int:
     print(f"| selector's query, rows | {compiled_seconds / raw_seconds:.2f}x | 1.5x |")
     print(f"| selector, evaluated to model objects | {selector_seconds / raw_seconds:.2f}x | - |")
     print()
-    print(
-        f"Revenue figures ({priced:,} orders with a value; results equal the hand-written SQL's):\n"
-    )
-    print(
-        "| figure | queries | function ms | its ORM SQL ms | hand-written SQL ms "
-        "| ORM SQL ÷ hand | target |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for label, count, orm_seconds, orm_sql_seconds, hand_seconds in revenue_rows:
-        print(
-            f"| {label} | {count} | {orm_seconds * 1000:,.1f} | {orm_sql_seconds * 1000:,.1f} | "
-            f"{hand_seconds * 1000:,.1f} | {orm_sql_seconds / hand_seconds:.2f}x | 1.5x |"
-        )
-    print(
-        f"| all six (the dashboard's revenue part) | {context_queries} | "
-        f"{context_seconds * 1000:,.1f} | - | - | - | - |"
-    )
+    scale_tables(args, client, user, today)
     for note in notes:
         print(f"\n{note}")
     if args.explain:

@@ -1,0 +1,200 @@
+"""Change lists that stay fast at a million rows: the date hierarchy, the count and search.
+
+Django's admin draws the date hierarchy's links from a DISTINCT over every row, counts the table
+twice per page, and searches with a case-insensitive substring match over every search field
+(a full scan of each table joined). Here the links come from the indexed column's first and last
+value, a page counts once, and search matches ids exactly and names by prefix, both on indexes.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+from django.contrib.admin.views.main import IGNORED_PARAMS
+from django.core.exceptions import ValidationError
+from django.db.models import Max, Min, Q, QuerySet, Value
+from django.db.models.functions import Concat, Upper
+from django.utils import timezone
+
+from portal.ids import validate_remote_id
+
+# Above every character a name can start a word with, so [PREFIX, PREFIX + TOP) holds every
+# string starting with PREFIX under a code-point (C or SQLite's BINARY) ordering.
+TOP = "\U0010ffff"
+# A drill-down to days spanning more than this falls back to Django's own DISTINCT.
+MAX_DAYS_LISTED = 62
+# Customers matched by a name prefix before the list falls back to a subquery.
+MAX_CUSTOMER_IDS = 1000
+# Rows matched by a search before the list falls back to filtering by the search itself.
+MAX_ROW_IDS = 5000
+
+
+class DateRangeQuerySet(QuerySet):
+    """`dates()` and `datetimes()` for the admin's date hierarchy from the first and last
+    value of the column (two index probes) instead of a DISTINCT over every row. Years,
+    months or days in between are listed even when no row falls in them."""
+
+    def dates(self, field_name, kind, order="ASC"):
+        listed = self._spanned(field_name, kind, order, tzinfo=None)
+        return super().dates(field_name, kind, order) if listed is None else listed
+
+    def datetimes(self, field_name, kind, order="ASC", tzinfo=None, **kwargs):
+        tzinfo = tzinfo or timezone.get_current_timezone()
+        listed = self._spanned(field_name, kind, order, tzinfo=tzinfo)
+        if listed is None:
+            return super().datetimes(field_name, kind, order, tzinfo, **kwargs)
+        return [timezone.make_aware(datetime.combine(day, time()), tzinfo) for day in listed]
+
+    def aggregate(self, *args, **kwargs):
+        field_name = _bounds_of(kwargs) if not args else None
+        if field_name is None:
+            return super().aggregate(*args, **kwargs)
+        # The date hierarchy's first and last value. As two ORDER BY ... LIMIT 1 each is one
+        # index probe; as MIN and MAX in one query SQLite reads every row.
+        known = self.__dict__.setdefault("_bounds", {})
+        if field_name not in known and not self.__dict__.get("probe_bounds"):
+            # Narrowed by a search or filter: its own index finds the few rows, and probing
+            # the date's index in order could walk most of the table to reach them.
+            known[field_name] = super().aggregate(**kwargs)
+        if field_name not in known:
+            ordered = self.filter(**{f"{field_name}__isnull": False}).values_list(
+                field_name, flat=True
+            )
+            known[field_name] = {
+                "first": ordered.order_by(field_name).first(),
+                "last": ordered.order_by(f"-{field_name}").first(),
+            }
+        return dict(known[field_name])
+
+    def _spanned(self, field_name, kind, order, *, tzinfo):
+        bounds = self.aggregate(first=Min(field_name), last=Max(field_name))
+        first, last = bounds["first"], bounds["last"]
+        if first is None or last is None:
+            return []
+        if tzinfo is not None:
+            first = timezone.localtime(first, tzinfo).date()
+            last = timezone.localtime(last, tzinfo).date()
+        if kind == "year":
+            listed = [date(year, 1, 1) for year in range(first.year, last.year + 1)]
+        elif kind == "month":
+            listed = []
+            month = first.replace(day=1)
+            while month <= last:
+                listed.append(month)
+                month = (month + timedelta(days=32)).replace(day=1)
+        elif kind == "day" and (last - first).days <= MAX_DAYS_LISTED:
+            listed = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+        else:
+            return None
+        return listed[::-1] if order == "DESC" else listed
+
+
+def _bounds_of(aggregates: dict) -> str | None:
+    """The field when `aggregates` is exactly {first: Min(field), last: Max(field)}."""
+    first, last = aggregates.get("first"), aggregates.get("last")
+    if set(aggregates) != {"first", "last"}:
+        return None
+    if not (isinstance(first, Min) and isinstance(last, Max)):
+        return None
+    names = {getattr(agg.source_expressions[0], "name", None) for agg in (first, last)}
+    return names.pop() if len(names) == 1 else None
+
+
+def with_date_ranges(queryset: QuerySet) -> QuerySet:
+    """The same queryset, with the date hierarchy's cheap `dates()`/`datetimes()`."""
+    return DateRangeQuerySet(model=queryset.model, query=queryset.query.chain(), using=queryset._db)
+
+
+def id_variants(term: str) -> list[str]:
+    """The ids a search term may mean, exactly as typed and in capitals (generated ids are
+    capitals), or none when it cannot be an id."""
+    try:
+        validate_remote_id(term)
+    except ValidationError:
+        return []
+    return sorted({term, term.upper()})
+
+
+def name_prefix_q(queryset: QuerySet, field: str, term: str) -> tuple[QuerySet, Q]:
+    """Names starting with `term`, whatever the case: a range on UPPER(field), which an
+    expression index on UPPER(field) serves on SQLite and PostgreSQL alike."""
+    alias = f"{field.replace('__', '_')}_upper"
+    queryset = queryset.alias(**{alias: Upper(field)})
+    upper = Upper(Value(term))
+    return queryset, Q(**{f"{alias}__gte": upper, f"{alias}__lt": Concat(upper, Value(TOP))})
+
+
+class LargeListAdminMixin:
+    """For a ModelAdmin whose list grows without bound: a page counts its rows once, and the
+    date hierarchy reads two index probes. A filtered page offers "Show all" instead of a
+    second count of the whole table; an unfiltered page's count is the total."""
+
+    show_full_result_count = False
+
+    def get_queryset(self, request):
+        return with_date_ranges(super().get_queryset(request))
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        dated = f"{changelist.date_hierarchy}__" if changelist.date_hierarchy else None
+        narrowed = changelist.query or any(
+            key not in IGNORED_PARAMS and not (dated and key.startswith(dated))
+            for key in changelist.params
+        )
+        queryset = changelist.queryset
+        if isinstance(queryset, DateRangeQuerySet):
+            queryset.probe_bounds = not narrowed
+            field = changelist.date_hierarchy
+            if narrowed and field and "__" not in field and not changelist.multi_page:
+                # Every matching row is on this page: its dates are the bounds. SQLite
+                # would otherwise read every subscription to find the few a search picked.
+                values = [getattr(obj, field) for obj in changelist.result_list]
+                values = [value for value in values if value is not None]
+                queryset.__dict__.setdefault("_bounds", {})[field] = {
+                    "first": min(values, default=None),
+                    "last": max(values, default=None),
+                }
+        if not narrowed and not any(key.startswith(dated or "\0") for key in changelist.params):
+            changelist.full_result_count = changelist.result_count
+        return changelist
+
+
+def customers_matching(term: str) -> QuerySet:
+    """Customers a search term names: by customer id exactly, or by a name prefix."""
+    from customers.models import Customer
+
+    customers, by_name = name_prefix_q(Customer.objects.all(), "name", term)
+    by_id = Q(code__in=id_variants(term))
+    return customers.filter(by_id | by_name)
+
+
+def customer_ids_q(field: str, term: str) -> Q:
+    """`field` (a customer foreign key) points at a customer the term names. A short list of
+    ids lets the database combine it with other indexed conditions; a long one (a common
+    prefix) stays a subquery."""
+    # Unordered: sorting by name would walk the whole name index to the first match.
+    matching = customers_matching(term).order_by()
+    ids = list(matching.values_list("pk", flat=True)[: MAX_CUSTOMER_IDS + 1])
+    if len(ids) > MAX_CUSTOMER_IDS:
+        return Q(**{f"{field}__in": matching.values("pk")})
+    return Q(**{f"{field}__in": ids})
+
+
+def search_term(text: str) -> str:
+    """The search box's text as one term: spaces trimmed and collapsed."""
+    return " ".join(text.split())
+
+
+def matching_ids_q(model, term: str, *, number: str = "number", customer: str = "customer") -> Q:
+    """Rows of `model` whose id (`number`) is the term, or whose customer the term names, as
+    a list of primary keys found first: SQLite answers "id = x OR customer IN (...)" next to
+    the list's own filters by reading every row, but each half alone from its index."""
+    matches = Q(**{f"{number}__in": id_variants(term)}) | customer_ids_q(customer, term)
+    pks = list(
+        model._default_manager.filter(matches)
+        .order_by()
+        .values_list("pk", flat=True)[: MAX_ROW_IDS + 1]
+    )
+    if len(pks) > MAX_ROW_IDS:
+        return matches
+    return Q(pk__in=pks)
