@@ -17,7 +17,7 @@ class CustomerAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
     list_select_related = ["account_manager"]
     search_fields = ["code", "name", "admin_email", "admin_display_name"]
     fieldsets = [
-        (None, {"fields": ["code", "name", "account_manager"]}),
+        (None, {"fields": ["code", "name", "account_manager", "auto_renew_default"]}),
         (
             "Customer's OneOffice admin",
             {"fields": ["admin_email", "admin_phone", "admin_display_name"]},

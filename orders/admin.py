@@ -229,11 +229,19 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
         return response
 
     def get_fields(self, request, obj=None):
-        return ["customer", "number", "product", "licenses", "duration", *BOOKKEEPING]
+        return ["customer", "number", "product", "licenses", "duration", "auto_renew", *BOOKKEEPING]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and not obj.is_editable:
-            return ["customer", "number", "product", "licenses", "duration", *BOOKKEEPING]
+            return [
+                "customer",
+                "number",
+                "product",
+                "licenses",
+                "duration",
+                "auto_renew",
+                *BOOKKEEPING,
+            ]
         return BOOKKEEPING
 
     def get_inlines(self, request, obj):
@@ -242,6 +250,8 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if not change:
             obj.created_by = request.user
+            if "auto_renew" not in form.changed_data:
+                obj.auto_renew = obj.customer.auto_renew_default
         super().save_model(request, obj, form, change)
 
     def has_delete_permission(self, request, obj=None):

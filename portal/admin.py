@@ -18,7 +18,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from portal import provisioning
+from portal import batches, provisioning
+from portal.admin_batches import start_batch
 from portal.models import ProvisioningCall
 
 
@@ -85,6 +86,8 @@ class ProvisioningAdminMixin:
             objects = list(queryset)
             if action.confirm and request.POST.get("post") != "yes":
                 return self._confirmation(request, action, objects, bulk=True)
+            if len(objects) > batches.sync_limit():
+                return start_batch(request, modeladmin, action, objects)
             for obj in objects:
                 report(request, modeladmin, action, obj)
             return None

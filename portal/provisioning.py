@@ -34,7 +34,7 @@ from django.utils import timezone
 from customers.models import Customer
 from orders import terms
 from orders.models import Order
-from portal import oneoffice, retries
+from portal import inflight, oneoffice, retries
 from portal.ids import new_id
 from portal.models import ProvisioningCall
 
@@ -516,7 +516,8 @@ def _send(
 ):
     """Send outside any transaction, then record the outcome (second transaction)."""
     try:
-        reply = client().send(request)
+        with inflight.slot():
+            reply = client().send(request)
     except oneoffice.VendorError as exc:
         return _record_failure(subject, call, exc, on_ok=on_ok, refused_status=refused_status)
     _record_done(subject, call, reply, on_ok=on_ok)

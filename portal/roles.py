@@ -11,6 +11,7 @@ _VIEW_ALL = [
     "portal.view_provisioningcall",
     "orders.view_renewalreminder",
     "orders.view_reminderrun",
+    "portal.view_batch",
 ]
 
 ROLES: dict[str, list[str]] = {
