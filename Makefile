@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench bench-batch clean
 
 install: $(STAMP)
 
@@ -36,6 +36,9 @@ format: install
 
 bench: install
 	$(PY) tests/benchmarks/bench_orders.py $(ARGS)
+
+bench-batch: install
+	$(PY) tests/benchmarks/bench_batch.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* var/sandbox.json

@@ -164,9 +164,21 @@ def batch_start(
             )
             for position, obj in enumerate(objects)
         )
-        transaction.on_commit(lambda: enqueue(batch.pk))
+        tasks = _tasks_for(batch.total - len(rejected))
+        transaction.on_commit(lambda: [enqueue(batch.pk) for _ in range(tasks)])
     logger.info("%s recorded", batch)
     return batch
+
+
+def _tasks_for(items: int) -> int:
+    # One task per cluster worker shares a big batch, so the ORM work around the calls runs on
+    # as many cores; each takes its share of the in-flight places as threads.
+    workers = settings.Q_CLUSTER.get("workers", 1)
+    return max(1, min(workers, -(-items // settings.ONEOFFICE_MAX_IN_FLIGHT)))
+
+
+def _threads_per_task() -> int:
+    return max(1, -(-settings.ONEOFFICE_MAX_IN_FLIGHT // settings.Q_CLUSTER.get("workers", 1)))
 
 
 def enqueue(batch_id: int) -> None:
@@ -193,7 +205,7 @@ def batch_work(*, batch_id: int) -> Batch:
     )
     _recover_stale_items(batch)
     queued = batch.items.filter(state=State.QUEUED).count()
-    threads = min(settings.ONEOFFICE_MAX_IN_FLIGHT, queued)
+    threads = min(_threads_per_task(), queued)
     if threads:
         deadline = started + BATCH_SLICE_SECONDS
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="batch") as pool:
