@@ -66,11 +66,17 @@ def slot() -> Iterator[None]:
     cap = settings.ONEOFFICE_MAX_IN_FLIGHT
     holder = secrets.token_hex(16)
     deadline = time.monotonic() + settings.ONEOFFICE_IN_FLIGHT_WAIT_SECONDS
-    pause = 0.01
+    pause = 0.005
     ensured = False
+    misses = 0
     while True:
         if _take(cap, holder):
             break
+        misses += 1
+        if misses < 3:
+            # Most misses are another process taking the slot picked at the same moment, with
+            # others still free: try again at once.
+            continue
         if not ensured:
             # Slots are created on first need, and again when the setting grows.
             ensured = True
@@ -84,7 +90,7 @@ def slot() -> Iterator[None]:
                 "nothing was sent."
             )
         time.sleep(pause * random.uniform(0.5, 1.5))
-        pause = min(pause * 2, 0.2)
+        pause = min(pause * 2, 0.05)
     try:
         yield
     finally:

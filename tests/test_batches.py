@@ -377,7 +377,11 @@ def test_finished_batch_links_to_what_did_not_go_through_and_retries_it(staff, s
         .values_list("object_id", flat=True)
     )
     assert len(pending) == 2
-    assert "id__in=" + "%2C".join(map(str, pending)) in text
+    link = f"{ORDERS}?id__in=" + "%2C".join(map(str, pending))
+    assert link in text
+    listed = staff.get(link)
+    assert listed.status_code == 200
+    assert sorted(o.pk for o in listed.context["cl"].result_list) == sorted(pending)
     assert "Retry them" in text
     response = staff.post(reverse("admin:portal_batch_again", args=[batch.pk, "retry"]))
     again = Batch.objects.exclude(pk=batch.pk).get()

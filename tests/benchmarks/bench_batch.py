@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -132,6 +133,8 @@ def main() -> None:
             os.killpg(cluster.pid, signal.SIGKILL)
             cluster.wait(timeout=10)
     counts = batches.counts(batch)
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cluster_cpu = usage.ru_utime + usage.ru_stime
 
     # Queries per item: one more item claimed and worked in this process, under a counter.
     probe = batches.batch_start(
@@ -163,6 +166,10 @@ def main() -> None:
         f"<= {settings.ONEOFFICE_MAX_IN_FLIGHT} |"
     )
     print(f"| items done | {counts['done']} of {batch.total} | all |")
+    print(
+        f"| cluster CPU time (start-up included) | {cluster_cpu:.1f} s, "
+        f"{1000 * cluster_cpu / args.n:.0f} ms per item | |"
+    )
     sandbox.stop()
 
 
