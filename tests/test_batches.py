@@ -34,11 +34,17 @@ ORDERS = reverse("admin:orders_order_changelist")
 @pytest.fixture(autouse=True)
 def roles(transactional_db):
     # A transactional test starts from an empty database: the roles' groups come back here.
-    from django.apps import apps
+    from django.contrib.auth.models import Group, Permission
 
-    from portal.roles import sync_groups
+    from portal.roles import ROLES
 
-    sync_groups(apps)
+    for name, perms in ROLES.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        for perm in perms:
+            app_label, codename = perm.split(".")
+            group.permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
 
 
 @pytest.fixture(autouse=True)
