@@ -12,6 +12,7 @@ import pytest
 import time_machine
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.management import call_command
+from django.db import connections
 from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
@@ -203,6 +204,8 @@ def test_two_clusters_working_one_batch_never_take_the_same_item(sandbox, settin
             batches.batch_work(batch_id=batch.pk)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
+        finally:
+            connections.close_all()
 
     threads = [threading.Thread(target=cluster) for _ in range(2)]
     with pytest.MonkeyPatch.context() as patch:
@@ -228,6 +231,8 @@ def test_in_flight_cap_holds_for_every_call_under_many_threads(sandbox, settings
             provisioning.order_place(order=Order.objects.get(pk=order.pk))
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
+        finally:
+            connections.close_all()
 
     threads = [threading.Thread(target=click, args=(order,)) for order in orders]
     for thread in threads:
@@ -425,7 +430,10 @@ def test_auto_renewal_renews_once_per_term_across_two_concurrent_runs(sandbox, s
         results = []
 
         def run():
-            results.append(autorenew.auto_renew_due())
+            try:
+                results.append(autorenew.auto_renew_due())
+            finally:
+                connections.close_all()
 
         threads = [threading.Thread(target=run) for _ in range(2)]
         for thread in threads:
