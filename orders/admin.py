@@ -233,15 +233,7 @@ class OrderAdmin(ProvisioningAdminMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and not obj.is_editable:
-            return [
-                "customer",
-                "number",
-                "product",
-                "licenses",
-                "duration",
-                "auto_renew",
-                *BOOKKEEPING,
-            ]
+            return ["customer", "number", "product", "licenses", "duration", *BOOKKEEPING]
         return BOOKKEEPING
 
     def get_inlines(self, request, obj):

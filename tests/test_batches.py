@@ -530,3 +530,20 @@ def test_new_order_takes_the_customers_auto_renew_default(staff):
         },
     )
     assert Order.objects.get(customer=customer).auto_renew is True
+
+
+def test_sales_mark_an_active_subscription_auto_renew(staff):
+    (sub,) = _placed(1)
+    url = reverse("admin:orders_order_change", args=[sub.pk])
+    context = staff.get(url).context
+    form = context["adminform"].form
+    data = {name: form[name].value() or "" for name in form.fields}
+    for inline in context["inline_admin_formsets"]:
+        management = inline.formset.management_form
+        data.update({management[n].html_name: management[n].value() for n in management.fields})
+    data["auto_renew"] = "on"
+    response = staff.post(url, data)
+    assert response.status_code == 302
+    sub.refresh_from_db()
+    assert sub.auto_renew is True
+    assert sub.status == Order.Status.ACTIVE
