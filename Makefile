@@ -7,7 +7,7 @@ SUM := $(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 APP_STAMP := $(VENV)/.installed-app-$(SUM)
 DEV_STAMP := $(VENV)/.installed-dev-$(SUM)
 
-.PHONY: install install-app run test test-browser screenshots chromium lint format hooks bench clean
+.PHONY: install install-app run test test-browser screenshots chromium lint format hooks bench bench-batch clean
 
 # Runtime dependencies only (`make run`); `install` adds the test and lint tools.
 install-app: $(APP_STAMP)
@@ -71,6 +71,9 @@ hooks: install
 
 bench: install
 	$(PY) tests/benchmarks/bench_orders.py $(ARGS)
+
+bench-batch: install
+	$(PY) tests/benchmarks/bench_batch.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* var/sandbox.json

@@ -54,7 +54,7 @@ class CustomerAdmin(LargeListAdminMixin, ProvisioningAdminMixin, admin.ModelAdmi
     list_select_related = ["account_manager"]
     search_fields = ["code", "name"]
     fieldsets = [
-        (None, {"fields": ["code", "name", "account_manager"]}),
+        (None, {"fields": ["code", "name", "account_manager", "auto_renew_default"]}),
         (
             "Customer's OneOffice admin",
             {"fields": ["admin_email", "admin_phone", "admin_display_name"]},

@@ -61,6 +61,11 @@ class Customer(Provisioned):
         limit_choices_to={"is_staff": True},
         related_name="managed_customers",
     )
+    auto_renew_default = models.BooleanField(
+        "auto-renew new orders",
+        default=False,
+        help_text="New orders of this customer are marked auto-renew.",
+    )
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.DRAFT, editable=False, db_index=True
     )

@@ -327,7 +327,7 @@ class OrderAdmin(
         return order_export(changelist.queryset)
 
     def get_fields(self, request, obj=None):
-        fields = [*SALE_FIELDS, *BOOKKEEPING]
+        fields = [*SALE_FIELDS, "auto_renew", *BOOKKEEPING]
         return [*fields, "timeline"] if obj is not None else fields
 
     def get_form(self, request, obj=None, change=False, **kwargs):
@@ -345,7 +345,10 @@ class OrderAdmin(
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and not obj.is_editable:
-            return [*SALE_FIELDS, *BOOKKEEPING, "timeline"]
+            fixed = [*SALE_FIELDS, *BOOKKEEPING, "timeline"]
+            # Auto-renew stays a choice while the subscription runs.
+            running = obj.is_first_order and obj.status in {S.ACTIVE, S.SUSPENDED, S.PENDING}
+            return fixed if running else [*fixed, "auto_renew"]
         return [*BOOKKEEPING, "timeline"]
 
     def get_inlines(self, request, obj):
@@ -357,6 +360,8 @@ class OrderAdmin(
     def save_model(self, request, obj, form, change):
         if not change:
             obj.created_by = request.user
+            if "auto_renew" not in form.changed_data:
+                obj.auto_renew = obj.customer.auto_renew_default
         super().save_model(request, obj, form, change)
 
     def has_delete_permission(self, request, obj=None):

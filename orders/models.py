@@ -145,6 +145,12 @@ class Order(Provisioned):
         help_text="Value of the subscription's latest confirmed term (first orders only).",
     )
     current_currency = models.CharField(max_length=3, blank=True, editable=False)
+    auto_renew = models.BooleanField(
+        "auto-renew",
+        default=False,
+        help_text="Renew automatically shortly before each term ends (subscriptions only). "
+        "Left unticked on a new order, it takes the customer's default.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -454,6 +460,32 @@ class RenewalReminder(models.Model):
 
     def __str__(self) -> str:
         return f"reminder for {self.subscription_id} (term ends {self.term_end:%Y-%m-%d})"
+
+
+class AutoRenewal(models.Model):
+    """The claim of one automatic renewal of one subscription's term.
+
+    Written, with its batch, before anything is sent; one per subscription and term end, so
+    two runs of the job, two clusters or a run after a crash can never renew a term twice.
+    """
+
+    subscription = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="auto_renewals")
+    term_end = models.DateField(help_text="The term end this renewal was about.")
+    batch = models.ForeignKey(
+        "portal.Batch", on_delete=models.PROTECT, related_name="auto_renewals"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "term_end"], name="auto_renewal_once_per_term"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"auto-renewal of {self.subscription_id} (term ends {self.term_end:%Y-%m-%d})"
 
 
 class RenewalDue(Order):

@@ -1,5 +1,6 @@
 """django-q2 tasks for orders."""
 
+from orders.autorenew import auto_renew_due
 from orders.reminders import send_renewal_reminders
 
 
@@ -13,3 +14,9 @@ def renewal_reminders_task() -> str:
     if run.error:
         summary += f"; errors: {run.error}"
     return summary
+
+
+def auto_renew_task() -> str:
+    """The daily auto-renewal job: one batch of the auto-renew subscriptions due."""
+    batch = auto_renew_due()
+    return f"{batch}" if batch is not None else "no auto-renew subscription due"

@@ -21,7 +21,8 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from portal import changelists, provisioning
+from portal import batches, changelists, provisioning
+from portal.admin_batches import start_batch
 from portal.changelists import LargeListAdminMixin
 from portal.models import ProvisioningCall
 
@@ -89,6 +90,8 @@ class ProvisioningAdminMixin:
             objects = list(queryset)
             if action.confirm and request.POST.get("post") != "yes":
                 return self._confirmation(request, action, objects, bulk=True)
+            if len(objects) > batches.sync_limit():
+                return start_batch(request, modeladmin, action, objects)
             for obj in objects:
                 report(request, modeladmin, action, obj)
             return None

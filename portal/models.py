@@ -266,3 +266,96 @@ class TwoFactorEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username}: {self.get_kind_display()}"
+
+
+class InFlightSlot(models.Model):
+    """One of the ONEOFFICE_MAX_IN_FLIGHT places a call to OneOffice must hold while on the wire.
+
+    Taken by compare-and-set, so any number of processes on any number of machines share the
+    cap through the database; `held_until` outlives any call, so a process that dies holding a
+    slot frees it by expiry.
+    """
+
+    number = models.PositiveIntegerField(unique=True)
+    holder = models.CharField(max_length=64, blank=True)
+    held_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["number"]
+
+    def __str__(self) -> str:
+        return f"in-flight slot {self.number}"
+
+
+class Batch(models.Model):
+    """One bulk provisioning action, worked in the background item by item."""
+
+    class Kind(models.TextChoices):
+        CUSTOMER = "customer", "customers"
+        ORDER = "order", "orders"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    action = models.CharField(max_length=16)
+    label = models.CharField(max_length=100, help_text="The action as the person chose it.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    job = models.CharField(
+        max_length=32, blank=True, help_text="The scheduled job that started it, if not a person."
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    total = models.PositiveIntegerField(default=0)
+    # OneOffice said "not now": no item of the batch is sent before this.
+    paused_until = models.DateTimeField(null=True, blank=True)
+    # A task works the batch until then; past it with items left, the task died and the
+    # resume sweep starts another.
+    worked_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "batches"
+        indexes = [models.Index(fields=["finished_at", "worked_until"])]
+
+    def __str__(self) -> str:
+        return f"batch {self.pk}: {self.label} ({self.total} {self.get_kind_display()})"
+
+    @property
+    def started_by_label(self) -> str:
+        if self.created_by_id:
+            return self.created_by.get_username()
+        return self.job or "scheduler"
+
+
+class BatchItem(models.Model):
+    """One object of a batch, with its own state and result."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "waiting its turn"
+        RUNNING = "running", "being sent"
+        DONE = "done", "done"
+        REFUSED = "refused", "refused by OneOffice"
+        REJECTED = "rejected", "refused by the portal"
+        UNKNOWN = "unknown", "outcome unknown"
+        NOT_NOW = "not-now", "OneOffice said not now"
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveIntegerField()
+    object_id = models.PositiveBigIntegerField()
+    object_label = models.CharField(max_length=200)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    message = models.TextField(blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["batch", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "object_id"], name="batch_item_once"),
+            models.UniqueConstraint(fields=["batch", "position"], name="batch_item_position"),
+        ]
+        indexes = [models.Index(fields=["batch", "state", "position"])]
+
+    def __str__(self) -> str:
+        return f"{self.object_label}: {self.get_state_display()}"

@@ -18,6 +18,7 @@ _VIEW_ALL = [
     "orders.view_reminderrun",
     "orders.view_price",
     "orders.view_discountpolicy",
+    "portal.view_batch",
 ]
 
 ROLES: dict[str, list[str]] = {

@@ -99,6 +99,8 @@ class Sandbox:
     hang_seconds: float = 3.0
     slow_seconds: float = 0.3
     order_body: object = True
+    # Every answer takes at least this long, as a distant vendor's would (benchmarks).
+    latency: float = 0.0
 
     def __init__(
         self,
@@ -118,6 +120,9 @@ class Sandbox:
         self.tz = ZoneInfo(tz)
         self.response_style = response_style
         self.requests: list[dict] = []
+        # Requests being answered now, and the most there ever were at once.
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._lock = threading.Lock()
         self._faults: list[dict] = []
         self._state_path = Path(state_path) if state_path is not None else None
@@ -200,6 +205,7 @@ class Sandbox:
             self._state = {"customers": {}, "orders": {}}
             self._faults.clear()
             self.requests.clear()
+            self.max_in_flight = self.in_flight
             self._save()
 
     def snapshot(self) -> dict:
@@ -402,6 +408,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         """Any HTTP method: only GET gets past the first check, as with the vendor."""
         sandbox = self.server.sandbox
+        with sandbox._lock:
+            sandbox.in_flight += 1
+            sandbox.max_in_flight = max(sandbox.max_in_flight, sandbox.in_flight)
+        try:
+            if sandbox.latency:
+                time.sleep(sandbox.latency)
+            self._answer(sandbox)
+        finally:
+            with sandbox._lock:
+                sandbox.in_flight -= 1
+
+    def _answer(self, sandbox: Sandbox) -> None:
         payload = self._read_and_record(sandbox)
         envelope = payload if isinstance(payload, dict) else {}
         rpc = envelope.get("method") if isinstance(envelope.get("method"), str) else None
@@ -443,6 +461,7 @@ class _Handler(BaseHTTPRequestHandler):
             "body": body,
             "json": payload,
             "rpc_method": rpc if isinstance(rpc, str) else None,
+            "at": time.monotonic(),
         }
         with sandbox._lock:
             sandbox.requests.append(entry)

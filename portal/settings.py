@@ -163,6 +163,18 @@ ONEOFFICE_SWEEP_MINUTES = env.int("ONEOFFICE_SWEEP_MINUTES", default=10)
 # The one currency of the price list and of every order value (ISO 4217 code).
 PORTAL_CURRENCY = env.str("PORTAL_CURRENCY", default="EUR").upper()
 RENEWAL_REMINDER_TIME = env.str("RENEWAL_REMINDER_TIME", default="07:00")
+# Calls in flight to OneOffice at once, across every web and cluster process sharing the
+# database; a call waits this long for a place before it is left pending as not sent.
+ONEOFFICE_MAX_IN_FLIGHT = env.int("ONEOFFICE_MAX_IN_FLIGHT", default=8)
+ONEOFFICE_IN_FLIGHT_WAIT_SECONDS = env.float("ONEOFFICE_IN_FLIGHT_WAIT_SECONDS", default=20.0)
+# A bulk action on more objects than this runs as a batch in the cluster.
+BATCH_SYNC_MAX = env.int("BATCH_SYNC_MAX", default=5)
+# How long a batch pauses when OneOffice says "not now" without a Retry-After.
+BATCH_NOT_NOW_PAUSE_SECONDS = env.int("BATCH_NOT_NOW_PAUSE_SECONDS", default=30)
+# Renew auto-renew subscriptions this many days before their term ends (at most the renewal
+# window). Off unless switched on, except with the built-in sandbox.
+AUTO_RENEW_ENABLED = env.bool("AUTO_RENEW_ENABLED", default=ONEOFFICE_SANDBOX)
+AUTO_RENEW_DAYS_BEFORE_END = env.int("AUTO_RENEW_DAYS_BEFORE_END", default=3)
 
 # django-q2: the ORM broker locally, Redis when REDIS_URL is set.
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -224,6 +224,7 @@ def test_healthz_sees_a_real_clusters_heartbeat_in_redis(client, settings, sandb
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))},
         "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "DJANGO_DEBUG": "on",
         "DATABASE_URL": _test_database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "ONEOFFICE_URL": sandbox.url,

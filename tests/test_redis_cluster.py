@@ -79,6 +79,7 @@ def test_scheduled_retry_runs_through_redis_on_a_cluster_worker(sandbox, setting
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))},
         "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "DJANGO_DEBUG": "on",
         "DATABASE_URL": _test_database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "ONEOFFICE_URL": sandbox.url,

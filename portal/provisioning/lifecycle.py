@@ -17,7 +17,7 @@ from django.utils import timezone
 from customers.models import Customer
 from orders import terms
 from orders.models import Order
-from portal import oneoffice, retries
+from portal import inflight, oneoffice, retries
 from portal.logging import log_context
 from portal.models import ProvisioningCall
 from portal.provisioning.errors import (
@@ -136,7 +136,8 @@ def send(
     logged meanwhile names the object and the vendor method."""
     with log_context(object=_log_object(subject), vendor_method=call.method):
         try:
-            reply = client().send(request)
+            with inflight.slot():
+                reply = client().send(request)
         except oneoffice.VendorError as exc:
             return record_failure(subject, call, exc, on_ok=on_ok, refused_status=refused_status)
         record_done(subject, call, reply, on_ok=on_ok)

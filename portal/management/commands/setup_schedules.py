@@ -9,6 +9,8 @@ from django_q.models import Schedule
 
 RENEWAL_REMINDERS = "renewal reminders"
 RETRY_STRANDED = "retry stranded provisioning calls"
+AUTO_RENEWAL = "auto-renewal"
+RESUME_BATCHES = "resume stalled batches"
 
 
 def parse_local_time(value: str) -> time:
@@ -80,3 +82,26 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{verb} '{sweep.name}': every {settings.ONEOFFICE_SWEEP_MINUTES} minutes."
         )
+        auto, created = Schedule.objects.update_or_create(
+            name=AUTO_RENEWAL,
+            defaults={
+                "func": "orders.tasks.auto_renew_task",
+                "schedule_type": Schedule.DAILY,
+                "repeats": -1,
+                "next_run": next_run,
+            },
+        )
+        verb = "Registered" if created else "Updated"
+        self.stdout.write(f"{verb} '{auto.name}': daily with the reminders.")
+        resume, created = Schedule.objects.update_or_create(
+            name=RESUME_BATCHES,
+            defaults={
+                "func": "portal.batch_tasks.batch_resume_stalled_task",
+                "schedule_type": Schedule.MINUTES,
+                "minutes": 1,
+                "repeats": -1,
+                "next_run": timezone.now() + timedelta(minutes=1),
+            },
+        )
+        verb = "Registered" if created else "Updated"
+        self.stdout.write(f"{verb} '{resume.name}': every minute.")

@@ -1,0 +1,182 @@
+"""Automatic renewal of the subscriptions sales marked auto-renew, by a daily job.
+
+The job claims each due subscription's term once (an `AutoRenewal` row, unique per
+subscription and term end, written with the batch in one transaction) and hands them all to
+one batch, which renews each through `order_renew` as a click on Renew would. When the batch
+ends, account managers and managers get one short email: what was renewed, and what was not
+and why. A subscription that was not renewed stays due: people renew it by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import date
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.db.models import Exists, OuterRef
+from django.urls import reverse
+from django.utils import timezone
+
+from orders.models import AutoRenewal, Order
+from orders.selectors import DUE, renewal_state_q
+from portal import batches, provisioning
+from portal.models import Batch, BatchItem
+from portal.notifications import admin_url
+
+logger = logging.getLogger(__name__)
+
+JOB = "auto-renewal"
+
+
+def auto_renew_days() -> int:
+    """AUTO_RENEW_DAYS_BEFORE_END, clamped to the renewal window: OneOffice refuses earlier."""
+    return max(0, min(settings.AUTO_RENEW_DAYS_BEFORE_END, settings.ONEOFFICE_RENEWAL_WINDOW_DAYS))
+
+
+def auto_renew_candidates(*, today: date | None = None):
+    """Auto-renew subscriptions whose term ends within `auto_renew_days()` and that are not
+    claimed for that term yet, nor waiting on a renewal already under way."""
+    today = today or timezone.localdate()
+    claimed = AutoRenewal.objects.filter(
+        subscription=OuterRef("pk"), term_end=OuterRef("current_term_end")
+    )
+    pending = Order.objects.filter(parent=OuterRef("pk"), status=Order.Status.PENDING)
+    return (
+        Order.objects.filter(renewal_state_q(DUE, today=today, days=auto_renew_days()))
+        .filter(auto_renew=True)
+        .exclude(Exists(claimed))
+        .exclude(Exists(pending))
+        .select_related("customer")
+        .order_by("current_term_end", "pk")
+    )
+
+
+def auto_renew_due(*, today: date | None = None) -> Batch | None:
+    """Start one batch renewing every auto-renew subscription due for it; None when none is.
+
+    Each term is claimed once, whatever happens (a second run, a second cluster, a crash):
+    the claims and the batch commit together, and a term already claimed is left out. Does
+    nothing when AUTO_RENEW_ENABLED is off.
+    """
+    if not settings.AUTO_RENEW_ENABLED:
+        return None
+    if settings.AUTO_RENEW_DAYS_BEFORE_END > settings.ONEOFFICE_RENEWAL_WINDOW_DAYS:
+        logger.warning(
+            "AUTO_RENEW_DAYS_BEFORE_END (%s) is more than the renewal window (%s days); "
+            "renewing %s days before the end",
+            settings.AUTO_RENEW_DAYS_BEFORE_END,
+            settings.ONEOFFICE_RENEWAL_WINDOW_DAYS,
+            auto_renew_days(),
+        )
+    candidates = list(auto_renew_candidates(today=today))
+    if not candidates:
+        return None
+
+    def claim(batch: Batch, objects: list[Order]) -> list[Order]:
+        AutoRenewal.objects.bulk_create(
+            [
+                AutoRenewal(subscription=order, term_end=order.current_term_end, batch=batch)
+                for order in objects
+            ],
+            ignore_conflicts=True,
+        )
+        mine = set(AutoRenewal.objects.filter(batch=batch).values_list("subscription", flat=True))
+        return [order for order in objects if order.pk in mine]
+
+    return batches.batch_start(
+        kind=Batch.Kind.ORDER,
+        action="auto-renew",
+        label="Auto-renewal",
+        objects=candidates,
+        job=JOB,
+        claim=claim,
+    )
+
+
+def auto_renew_one(*, subscription: Order) -> Order:
+    """Renew `subscription` for the term its claim names (`order_renew`), and nothing else.
+
+    Refused, with nothing sent, when the term moved on since the claim (someone renewed it
+    by hand meanwhile): the job renews a term once, never the next one.
+    """
+    claim = subscription.auto_renewals.order_by("-created_at").first()
+    if claim is None or claim.term_end != subscription.current_term_end:
+        raise provisioning.NotAllowed(
+            f"{subscription} was renewed meanwhile (term now ends "
+            f"{subscription.current_term_end:%d %b %Y}); not renewed again."
+        )
+    return provisioning.order_renew(order=subscription, by=None)
+
+
+def auto_renew_report(*, batch: Batch) -> int:
+    """Email what an auto-renewal batch did: each account manager their customers', managers
+    everything. Returns the number of emails sent."""
+    items = list(batch.items.order_by("position"))
+    orders = Order.objects.select_related("customer__account_manager").in_bulk(
+        [item.object_id for item in items]
+    )
+    renewed = [(orders.get(i.object_id), i) for i in items if i.state == BatchItem.State.DONE]
+    missed = [(orders.get(i.object_id), i) for i in items if i.state != BatchItem.State.DONE]
+    by_manager: dict[str, list[tuple[Order | None, BatchItem]]] = defaultdict(list)
+    for order, item in [*renewed, *missed]:
+        manager = order.customer.account_manager if order is not None else None
+        if manager is not None and manager.is_active and manager.email:
+            by_manager[manager.email].append((order, item))
+    sent = 0
+    messages = [(email, mine) for email, mine in sorted(by_manager.items())]
+    messages.append((settings.MANAGERS_EMAIL, [*renewed, *missed]))
+    for email, mine in messages:
+        message = EmailMessage(
+            subject=f"OneOffice auto-renewal: {_counts(mine)}",
+            body=_body(batch, mine),
+            to=[email],
+        )
+        try:
+            message.send()
+        except OSError as exc:
+            logger.warning("auto-renewal email to %s not sent: %s", email, exc)
+            continue
+        sent += 1
+    return sent
+
+
+def _counts(rows) -> str:
+    done = sum(item.state == BatchItem.State.DONE for _, item in rows)
+    parts = [f"{done} renewed"]
+    if len(rows) - done:
+        parts.append(f"{len(rows) - done} NOT renewed")
+    return ", ".join(parts)
+
+
+def _line(order: Order | None, item: BatchItem) -> str:
+    if order is None:
+        return f"- {item.object_label}: {item.message}"
+    line = f"- {order.number}  {order.customer.name} ({order.customer.code})"
+    if item.state == BatchItem.State.DONE:
+        return f"{line}  now ends {order.current_term_end:%Y-%m-%d}"
+    return f"{line}  {item.get_state_display()}: {item.message}\n  {admin_url(order)}"
+
+
+def _body(batch: Batch, rows) -> str:
+    done = [_line(o, i) for o, i in rows if i.state == BatchItem.State.DONE]
+    missed = [_line(o, i) for o, i in rows if i.state != BatchItem.State.DONE]
+    lines = []
+    if missed:
+        lines += [
+            "NOT renewed: these subscriptions are still due; renew them by hand "
+            "(an unknown outcome is retried automatically, check it first):",
+            *missed,
+            "",
+        ]
+    if done:
+        lines += ["Renewed automatically:", *done, ""]
+    batch_url = settings.PORTAL_BASE_URL + reverse("admin:portal_batch_change", args=[batch.pk])
+    lines += [
+        f"The batch: {batch_url}",
+        "Everything due: "
+        + settings.PORTAL_BASE_URL
+        + reverse("admin:orders_renewaldue_changelist"),
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,160 @@
+"""The batch pages: a bulk action on many objects starts a batch, and its page shows how far it
+got, item by item, until it is finished."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.http import urlencode
+
+from customers.models import Customer
+from orders.models import Order
+from portal import batches
+from portal.models import Batch, BatchItem
+
+ITEMS_PER_PAGE = 100
+# The list of objects that did not go through is a link with their ids; past this many the
+# link would be too long for a browser, so it shows the first ones.
+LINKED_IDS = 300
+REFRESH_SECONDS = 3
+State = BatchItem.State
+
+
+def start_batch(request, modeladmin, action, objects):
+    """Record a batch of the admin's `action` on `objects` and send the person to its page."""
+    rejected = {
+        obj.pk: f"{obj}: not sent. You may not {action.label.lower()}."
+        for obj in objects
+        if not request.user.has_perm(action.permission(obj))
+    }
+    batch = batches.batch_start(
+        kind=modeladmin.model._meta.model_name,
+        action=action.name,
+        label=action.label,
+        objects=objects,
+        by=request.user,
+        rejected=rejected,
+    )
+    modeladmin.message_user(
+        request,
+        f"{action.label}: {len(objects)} {modeladmin.model._meta.verbose_name_plural} are being "
+        "sent to OneOffice in the background. This page shows each result as it lands.",
+        messages.SUCCESS,
+    )
+    return HttpResponseRedirect(reverse("admin:portal_batch_change", args=[batch.pk]))
+
+
+def _not_through_url(batch: Batch, ids: list[int]) -> str:
+    if not ids:
+        return ""
+    return f"{_changelist(batch)}?{urlencode({'id__in': ','.join(map(str, ids))})}"
+
+
+def _changelist(batch: Batch) -> str:
+    app = "customers" if batch.kind == Batch.Kind.CUSTOMER else "orders"
+    return reverse(f"admin:{app}_{batch.kind}_changelist")
+
+
+@admin.register(Batch)
+class BatchAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "started_by", "created_at", "progress", "finished_at"]
+    list_filter = ["action", "job"]
+    list_select_related = ["created_by"]
+    date_hierarchy = None
+    show_full_result_count = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="started by")
+    def started_by(self, obj):
+        return obj.started_by_label
+
+    @admin.display(description="progress")
+    def progress(self, obj):
+        if obj.finished_at:
+            return "finished"
+        return "paused" if obj.paused_until else "running"
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:batch_id>/again/<slug:which>/",
+                self.admin_site.admin_view(self.again_view),
+                name="portal_batch_again",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        batch = get_object_or_404(Batch.objects.select_related("created_by"), pk=object_id)
+        counts = batches.counts(batch)
+        settled = batch.total - counts[State.QUEUED] - counts[State.RUNNING]
+        page = Paginator(batch.items.order_by("position"), ITEMS_PER_PAGE).get_page(
+            request.GET.get("p")
+        )
+        not_through = {
+            "refused": counts[State.REFUSED] + counts[State.REJECTED],
+            "unsettled": counts[State.UNKNOWN] + counts[State.NOT_NOW],
+        }
+        ids = batches.not_through_ids(batch)[:LINKED_IDS] if batch.finished_at else []
+        context = {
+            **self.admin_site.each_context(request),
+            "title": str(batch),
+            "opts": self.model._meta,
+            "batch": batch,
+            "counts": [
+                (State(state).label, n) for state, n in counts.items() if n or state == "done"
+            ],
+            "settled": settled,
+            "percent": int(100 * settled / batch.total) if batch.total else 100,
+            "page": page,
+            "refresh": None if batch.finished_at else REFRESH_SECONDS,
+            "not_through": not_through,
+            "not_through_url": _not_through_url(batch, ids),
+        }
+        return TemplateResponse(request, "admin/portal/batch.html", context)
+
+    def again_view(self, request, batch_id: int, which: str):
+        """Start a new batch for the items of a finished one that did not go through: Retry for
+        those left unsettled, the same action again for those refused."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        batch = get_object_or_404(Batch, pk=batch_id, finished_at__isnull=False)
+        if which == "retry":
+            states, action_name = (State.UNKNOWN, State.NOT_NOW), "retry"
+        elif which == "same":
+            states, action_name = (State.REFUSED, State.REJECTED), batch.action
+            if batch.job:
+                # A job's renewal is sent again as a person's Renew.
+                action_name = "renew"
+        else:
+            raise PermissionDenied
+        model_admin = self.admin_site._registry[_model(batch)]
+        action = next((a for a in model_admin.provisioning_actions if a.name == action_name), None)
+        if action is None or not model_admin._may_ever(request, action):
+            raise PermissionDenied
+        objects = list(
+            model_admin.get_queryset(request).filter(pk__in=batches.not_through_ids(batch, states))
+        )
+        if not objects:
+            self.message_user(request, "Nothing to send: no item is in that state.", messages.INFO)
+            return HttpResponseRedirect(reverse("admin:portal_batch_change", args=[batch.pk]))
+        return start_batch(request, model_admin, action, objects)
+
+
+def _model(batch: Batch):
+    return Customer if batch.kind == Batch.Kind.CUSTOMER else Order

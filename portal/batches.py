@@ -1,0 +1,470 @@
+"""Bulk provisioning in the background: a batch records who asked for which action on which
+objects, and the cluster works its items with several calls in flight at once.
+
+Each item goes through the same public service function as a single click, so the lease, the
+call log, unknown outcomes and automatic retries are exactly those of one click. On top:
+
+- an item is claimed by compare-and-set (`queued` -> `running`), so two tasks, even on two
+  clusters, never take the same one;
+- a task works a bounded slice (BATCH_SLICE_SECONDS) and re-enqueues itself, well inside the
+  cluster's task timeout; a task that died is noticed by `batch_resume_stalled` (a periodic
+  schedule), which hands the batch to a new task; a `running` item whose claim expired is
+  settled from the call log, never sent again by the batch;
+- when OneOffice says "not now" (429, 408, or 503 with Retry-After) the whole batch pauses
+  until then (`paused_until`) instead of trying item after item.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connections, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from customers.models import Customer
+from orders.models import Order
+from portal import provisioning
+from portal.models import Batch, BatchItem, ProvisioningCall
+
+logger = logging.getLogger(__name__)
+
+State = BatchItem.State
+UNSETTLED_STATES = (State.QUEUED, State.RUNNING)
+# What did not go through: a person decides what to do about these.
+NOT_THROUGH = (State.REFUSED, State.REJECTED, State.UNKNOWN, State.NOT_NOW)
+# A task stops claiming items after this long and hands the rest to a new task. With the
+# calls it has on the wire (each at most one call plus the wait for an in-flight place) it
+# stays well inside the cluster's task timeout.
+BATCH_SLICE_SECONDS = 20
+# A pause shorter than this is waited out inside the task; a longer one ends the task and
+# the resume sweep picks the batch up once it is over.
+SHORT_PAUSE = timedelta(seconds=20)
+# Never pause longer than this, whatever the vendor asks.
+LONGEST_PAUSE = timedelta(hours=1)
+# A batch nobody has started working this long after it was recorded is handed to a task
+# again (its task was lost with its process or its queue).
+START_GRACE = timedelta(minutes=2)
+TASK = "portal.batch_tasks.batch_work_task"
+
+
+@dataclass(frozen=True)
+class Operation:
+    run: Callable[..., object]
+    done: str
+
+
+def _customer(run: Callable[..., object]) -> Callable[..., object]:
+    return lambda obj, by: run(customer=obj, by=by)
+
+
+def _order(run: Callable[..., object]) -> Callable[..., object]:
+    return lambda obj, by: run(order=obj, by=by)
+
+
+# The public service function each batch action calls, per object, as a single click does.
+OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("customer", "register"): Operation(_customer(provisioning.customer_register), "registered"),
+    ("customer", "retry"): Operation(_customer(provisioning.customer_retry), "retried"),
+    ("order", "place"): Operation(_order(provisioning.order_place), "placed"),
+    ("order", "renew"): Operation(_order(provisioning.order_renew), "renewed"),
+    ("order", "suspend"): Operation(_order(provisioning.order_suspend), "suspended"),
+    ("order", "cancel"): Operation(_order(provisioning.order_cancel), "cancelled"),
+    ("order", "retry"): Operation(_order(provisioning.order_retry), "retried"),
+    ("order", "auto-renew"): Operation(lambda obj, by: _auto_renew(obj), "renewed"),
+}
+
+
+def _auto_renew(subscription: Order) -> Order:
+    # The job's own check before the same `order_renew`; imported here because the job
+    # builds on this module.
+    from orders.autorenew import auto_renew_one
+
+    return auto_renew_one(subscription=subscription)
+
+
+def _item_hold() -> timedelta:
+    # Longer than one item can take: the wait for an in-flight place, then one call under the
+    # object's lease (the same length as the service's lease).
+    return timedelta(
+        seconds=settings.ONEOFFICE_IN_FLIGHT_WAIT_SECONDS
+        + settings.ONEOFFICE_CONNECT_TIMEOUT
+        + settings.ONEOFFICE_TIMEOUT
+        + 30
+    )
+
+
+def sync_limit() -> int:
+    """Bulk actions on up to this many objects run in the request, as before."""
+    return settings.BATCH_SYNC_MAX
+
+
+# Starting ---------------------------------------------------------------------------------------
+
+
+def batch_start(
+    *,
+    kind: str,
+    action: str,
+    label: str,
+    objects: Iterable[Customer | Order],
+    by: AbstractBaseUser | None = None,
+    job: str = "",
+    rejected: dict[int, str] | None = None,
+    claim: Callable[[Batch, list], list] | None = None,
+) -> Batch | None:
+    """Record a batch of `action` on `objects` and hand it to the cluster once committed.
+
+    `rejected` maps object ids the portal refuses up front (no permission) to the reason;
+    those items are settled at once and never sent. `claim`, in the same transaction, is
+    given the new batch and the objects and returns those the batch may keep (a job's
+    once-only claims); None, and no batch, when it keeps none. Nothing is sent here.
+    """
+    if (kind, action) not in OPERATIONS:
+        raise ValueError(f"no batch action {action!r} for {kind}")
+    objects = list(objects)
+    rejected = rejected or {}
+    now = timezone.now()
+    with transaction.atomic():
+        batch = Batch.objects.create(
+            kind=kind,
+            action=action,
+            label=label,
+            created_by=by if by is not None and by.pk else None,
+            job=job,
+            total=len(objects),
+            worked_until=now + START_GRACE,
+        )
+        if claim is not None:
+            objects = claim(batch, objects)
+            if not objects:
+                batch.delete()
+                return None
+            if len(objects) != batch.total:
+                batch.total = len(objects)
+                batch.save(update_fields=["total"])
+        BatchItem.objects.bulk_create(
+            BatchItem(
+                batch=batch,
+                position=position,
+                object_id=obj.pk,
+                object_label=str(obj)[:200],
+                state=State.REJECTED if obj.pk in rejected else State.QUEUED,
+                message=rejected.get(obj.pk, ""),
+                finished_at=now if obj.pk in rejected else None,
+            )
+            for position, obj in enumerate(objects)
+        )
+        tasks = _tasks_for(batch.total - len(rejected))
+        transaction.on_commit(lambda: [enqueue(batch.pk) for _ in range(tasks)])
+    logger.info("%s recorded", batch)
+    return batch
+
+
+def _tasks_for(items: int) -> int:
+    # One task per cluster worker shares a big batch, so the ORM work around the calls runs on
+    # as many cores; each takes its share of the in-flight places as threads.
+    workers = settings.Q_CLUSTER.get("workers", 1)
+    return max(1, min(workers, -(-items // settings.ONEOFFICE_MAX_IN_FLIGHT)))
+
+
+def _threads_per_task() -> int:
+    return max(1, -(-settings.ONEOFFICE_MAX_IN_FLIGHT // settings.Q_CLUSTER.get("workers", 1)))
+
+
+def enqueue(batch_id: int) -> None:
+    """Hand the batch to a cluster task (harmless when one is working it already)."""
+    async_task(TASK, batch_id, group=f"batch {batch_id}")
+
+
+# Working ----------------------------------------------------------------------------------------
+
+
+def batch_work(*, batch_id: int) -> Batch:
+    """Work the batch's queued items for one slice, several calls in flight at once.
+
+    Re-enqueues itself while items are left, ends when the batch is paused for longer than a
+    short wait (the resume sweep takes it up after the pause), and finishes the batch once no
+    item is left queued or running. Safe to run twice at once: items are claimed one by one.
+    """
+    batch = Batch.objects.get(pk=batch_id)
+    if batch.finished_at is not None:
+        return batch
+    started = time.monotonic()
+    Batch.objects.filter(pk=batch_id).update(
+        worked_until=timezone.now() + timedelta(seconds=BATCH_SLICE_SECONDS) + _item_hold()
+    )
+    _recover_stale_items(batch)
+    queued = batch.items.filter(state=State.QUEUED).count()
+    threads = min(_threads_per_task(), queued)
+    if threads:
+        deadline = started + BATCH_SLICE_SECONDS
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="batch") as pool:
+            for future in [pool.submit(_worker, batch, deadline) for _ in range(threads)]:
+                future.result()
+    batch.refresh_from_db()
+    if _finish_if_settled(batch):
+        return batch
+    left = batch.items.filter(state=State.QUEUED).exists()
+    if not left:
+        # Items still running belong to another task, which finishes the batch.
+        return batch
+    if batch.paused_until and batch.paused_until > timezone.now() + SHORT_PAUSE:
+        # The resume sweep hands it to a task when the pause is over.
+        Batch.objects.filter(pk=batch_id).update(worked_until=batch.paused_until)
+        return batch
+    enqueue(batch_id)
+    return batch
+
+
+def _worker(batch: Batch, deadline: float) -> None:
+    try:
+        while time.monotonic() < deadline:
+            claimed = _claim_next(batch.pk)
+            if claimed is None:
+                return
+            if isinstance(claimed, datetime):
+                wait = (claimed - timezone.now()).total_seconds()
+                if time.monotonic() + wait > deadline:
+                    return
+                time.sleep(max(wait, 0))
+                continue
+            _run(batch, claimed)
+    finally:
+        # Each thread has its own connection; the cluster worker would otherwise leak them.
+        connections.close_all()
+
+
+def _claim_next(batch_id: int) -> BatchItem | datetime | None:
+    """The next queued item, claimed; the end of the batch's pause; or None when none is left."""
+    while True:
+        now = timezone.now()
+        candidates = list(
+            BatchItem.objects.filter(batch_id=batch_id, state=State.QUEUED)
+            .order_by("position")
+            .values("pk", "object_id", "object_label", "batch__paused_until")[
+                : settings.ONEOFFICE_MAX_IN_FLIGHT
+            ]
+        )
+        if not candidates:
+            return None
+        paused_until = candidates[0]["batch__paused_until"]
+        if paused_until is not None and paused_until > now:
+            return paused_until
+        # A random pick among the first few keeps threads from colliding on the same row.
+        pick = random.choice(candidates)
+        taken = BatchItem.objects.filter(pk=pick["pk"], state=State.QUEUED).update(
+            state=State.RUNNING, claimed_until=now + _item_hold(), started_at=now
+        )
+        if taken:
+            return BatchItem(
+                pk=pick["pk"],
+                batch_id=batch_id,
+                object_id=pick["object_id"],
+                object_label=pick["object_label"],
+                state=State.RUNNING,
+                started_at=now,
+            )
+
+
+def _load(kind: str, object_id: int) -> Customer | Order | None:
+    if kind == Batch.Kind.CUSTOMER:
+        return Customer.objects.filter(pk=object_id).first()
+    return Order.objects.select_related("parent", "customer").filter(pk=object_id).first()
+
+
+def _run(batch: Batch, item: BatchItem) -> None:
+    operation = OPERATIONS[(batch.kind, batch.action)]
+    obj = _load(batch.kind, item.object_id)
+    pause_until = None
+    if obj is None:
+        state, message = State.REJECTED, f"{item.object_label} no longer exists; nothing was sent."
+    else:
+        try:
+            result = operation.run(obj, by=batch.created_by)
+        except provisioning.ProvisioningError as exc:
+            pause_until = not_now_until(exc)
+            state, message = _state_for(exc, not_now=pause_until is not None), exc.summary(obj)
+        except Exception as exc:
+            # A bug or a database failure must not stop the other items; whatever the service
+            # left pending is settled by its retries.
+            logger.exception("batch %s: %s failed", batch.pk, item.object_label)
+            state = State.UNKNOWN
+            message = f"{item.object_label}: unexpected error ({type(exc).__name__}); check it."
+        else:
+            status = result.get_status_display()
+            now_status = "" if status == operation.done else f", now {status}"
+            state, message = State.DONE, f"{result}: {operation.done}{now_status}."
+    if pause_until is not None:
+        pause(batch.pk, until=pause_until)
+    BatchItem.objects.filter(pk=item.pk, state=State.RUNNING).update(
+        state=state, message=message, finished_at=timezone.now(), claimed_until=None
+    )
+
+
+def _state_for(exc: provisioning.ProvisioningError, *, not_now: bool) -> str:
+    if isinstance(exc, provisioning.VendorRefused):
+        return State.REFUSED
+    if isinstance(exc, provisioning.StillPending):
+        return State.NOT_NOW if not_now else State.UNKNOWN
+    if isinstance(
+        exc,
+        provisioning.InvalidInput
+        | provisioning.NotAllowed
+        | provisioning.Busy
+        | provisioning.ConfigurationProblem,
+    ):
+        return State.REJECTED
+    # Any other failure may have left the object pending: never claim nothing happened.
+    return State.UNKNOWN
+
+
+def not_now_until(exc: BaseException) -> datetime | None:
+    """When OneOffice said "not now" to the call behind `exc`, the moment to try again.
+
+    "Not now" is HTTP 429 or 408, or a 503 that names a Retry-After. The client's error
+    behind the service's error carries `status` and, when it read one, `retry_after` (a
+    moment, or seconds); without it the batch waits BATCH_NOT_NOW_PAUSE_SECONDS.
+    """
+    cause = exc.__cause__ or exc.__context__
+    status = getattr(cause, "status", None)
+    retry_after = getattr(cause, "retry_after", None)
+    if status not in (408, 429) and not (status == 503 and retry_after is not None):
+        return None
+    now = timezone.now()
+    if isinstance(retry_after, datetime):
+        until = retry_after
+    elif isinstance(retry_after, timedelta):
+        until = now + retry_after
+    elif isinstance(retry_after, int | float) and not isinstance(retry_after, bool):
+        until = now + timedelta(seconds=retry_after)
+    else:
+        until = now + timedelta(seconds=settings.BATCH_NOT_NOW_PAUSE_SECONDS)
+    return min(until, now + LONGEST_PAUSE)
+
+
+def pause(batch_id: int, *, until: datetime) -> None:
+    """Send no item of the batch before `until`; a later pause already set stands."""
+    Batch.objects.filter(pk=batch_id).filter(
+        Q(paused_until__isnull=True) | Q(paused_until__lt=until)
+    ).update(paused_until=until)
+    logger.warning("batch %s paused until %s: OneOffice said not now", batch_id, until)
+
+
+def _calls_about(kind: str, object_id: int):
+    if kind == Batch.Kind.CUSTOMER:
+        return ProvisioningCall.objects.filter(customer_id=object_id, order__isnull=True)
+    # A renewal's calls are about the renewal row, whose parent is the subscription.
+    return ProvisioningCall.objects.filter(Q(order_id=object_id) | Q(order__parent_id=object_id))
+
+
+def _recover_stale_items(batch: Batch) -> None:
+    """Settle items whose task died while running them, from the call log, without sending.
+
+    No call since the item started: nothing was sent, so it is queued again. Otherwise the
+    item takes the outcome of that call; a call left in flight is an unknown outcome, which
+    the service's retry sweep settles with the same ids.
+    """
+    now = timezone.now()
+    for item in batch.items.filter(state=State.RUNNING, claimed_until__lt=now):
+        call = (
+            _calls_about(batch.kind, item.object_id)
+            .filter(started_at__gte=item.started_at)
+            .order_by("-started_at", "-id")
+            .first()
+        )
+        if call is None:
+            BatchItem.objects.filter(pk=item.pk, state=State.RUNNING).update(
+                state=State.QUEUED, claimed_until=None, started_at=None
+            )
+            continue
+        state, message = _state_from_call(call)
+        BatchItem.objects.filter(pk=item.pk, state=State.RUNNING).update(
+            state=state, message=f"{item.object_label}: {message}", finished_at=now
+        )
+
+
+def _state_from_call(call: ProvisioningCall) -> tuple[str, str]:
+    outcome = ProvisioningCall.Outcome
+    if call.outcome == outcome.OK:
+        return State.DONE, "done (recorded after the worker stopped)."
+    if call.outcome == outcome.REFUSED:
+        return State.REFUSED, call.error
+    if call.outcome == outcome.IN_FLIGHT:
+        return State.UNKNOWN, (
+            "the worker stopped while the call was on the wire; the outcome is unknown and "
+            "it is retried automatically with the same ids."
+        )
+    return State.UNKNOWN, call.error or call.get_outcome_display()
+
+
+def _finish_if_settled(batch: Batch) -> bool:
+    if batch.items.filter(state__in=UNSETTLED_STATES).exists():
+        return False
+    finished = Batch.objects.filter(pk=batch.pk, finished_at__isnull=True).update(
+        finished_at=timezone.now(), worked_until=None
+    )
+    batch.refresh_from_db()
+    if finished:
+        logger.info("%s finished: %s", batch, counts(batch))
+        if batch.job:
+            _job_finished(batch)
+    return True
+
+
+def _job_finished(batch: Batch) -> None:
+    # Jobs that start batches report on them when they end; imported here because they
+    # build on this module.
+    from orders import autorenew
+
+    if batch.job == autorenew.JOB:
+        autorenew.auto_renew_report(batch=batch)
+
+
+def batch_resume_stalled() -> int:
+    """Hand every unfinished batch that no task is working to a new task.
+
+    That is a batch whose task died (with its process, or lost from its queue) or whose
+    pause is over. Its running items whose claim expired are settled by that task from the
+    call log. Returns how many batches it handed on.
+    """
+    now = timezone.now()
+    stalled = list(
+        Batch.objects.filter(finished_at__isnull=True)
+        .filter(Q(worked_until__isnull=True) | Q(worked_until__lt=now))
+        .values_list("pk", flat=True)
+    )
+    for batch_id in stalled:
+        # The new task claims the batch for its slice; until it starts, the next sweep
+        # leaves it alone.
+        Batch.objects.filter(pk=batch_id).update(worked_until=now + START_GRACE)
+        enqueue(batch_id)
+    return len(stalled)
+
+
+# Reading ----------------------------------------------------------------------------------------
+
+
+def counts(batch: Batch) -> dict[str, int]:
+    """How many items are in each state (one query)."""
+    rows = batch.items.values("state").annotate(n=Count("pk")).order_by()
+    found = {row["state"]: row["n"] for row in rows}
+    return {state: found.get(state, 0) for state in State.values}
+
+
+def not_through_ids(batch: Batch, states: Iterable[str] = NOT_THROUGH) -> list[int]:
+    """Ids of the objects whose item ended in one of `states`."""
+    return list(
+        batch.items.filter(state__in=list(states))
+        .order_by("position")
+        .values_list("object_id", flat=True)
+    )

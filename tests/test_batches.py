@@ -1,0 +1,549 @@
+"""Batches: bulk actions worked in the background, the in-flight cap, "not now" pauses, and
+auto-renewal, against the sandbox over real HTTP. Tasks run inline (django-q2 `sync`); the
+batch's threads use their own database connections, so these tests commit for real."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.management import call_command
+from django.db import connections
+from django.test import override_settings
+from django.urls import reverse
+from django.utils import timezone
+from django_q.models import Schedule
+
+from customers.models import Customer
+from orders import autorenew
+from orders.models import AutoRenewal, Order
+from portal import batches, inflight, provisioning
+from portal import sandbox as sandbox_module
+from portal.models import Batch, BatchItem, InFlightSlot, ProvisioningCall
+from tests.factories import CustomerFactory, OrderFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+State = BatchItem.State
+ORDERS = reverse("admin:orders_order_changelist")
+
+
+@pytest.fixture(autouse=True)
+def roles(transactional_db):
+    # A transactional test starts from an empty database: the roles' groups come back here.
+    from django.contrib.auth.models import Group, Permission
+
+    from portal.roles import ROLES
+
+    for name, perms in ROLES.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        for perm in perms:
+            app_label, codename = perm.split(".")
+            group.permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
+
+
+@pytest.fixture(autouse=True)
+def quick(settings, sandbox):
+    settings.TIME_ZONE = "UTC"
+    settings.ONEOFFICE_MAX_IN_FLIGHT = 4
+    settings.BATCH_SYNC_MAX = 5
+    settings.BATCH_NOT_NOW_PAUSE_SECONDS = 1
+    sandbox.latency = 0.0
+    yield
+    sandbox.latency = 0.0
+
+
+@pytest.fixture
+def staff(client, sales_user):
+    client.force_login(sales_user)
+    return client
+
+
+def _drafts(n: int, customer: Customer | None = None) -> list[Order]:
+    customer = customer or provisioning.customer_register(customer=CustomerFactory())
+    return [OrderFactory(customer=customer) for _ in range(n)]
+
+
+def _placed(n: int) -> list[Order]:
+    return [provisioning.order_place(order=order) for order in _drafts(n)]
+
+
+def _requests_per_id(sandbox, method: str) -> Counter:
+    return Counter(r["json"]["params"]["id"] for r in sandbox.requests if r["rpc_method"] == method)
+
+
+def _bulk(client, action: str, objects):
+    data = {"action": action, ACTION_CHECKBOX_NAME: [o.pk for o in objects], "index": 0}
+    return client.post(ORDERS, data)
+
+
+def _start(objects, action: str = "place", **kwargs) -> Batch:
+    """A batch recorded without its task, for tests that work it themselves."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(batches, "enqueue", lambda batch_id: None)
+        return batches.batch_start(
+            kind="order", action=action, label=action, objects=objects, **kwargs
+        )
+
+
+# Starting from the admin ---------------------------------------------------------------------
+
+
+def test_bulk_place_on_a_few_orders_stays_in_the_request(staff, sandbox):
+    orders = _drafts(5)
+    response = _bulk(staff, "place_selected", orders)
+    assert response.status_code == 302
+    assert response.url.startswith(ORDERS)
+    assert not Batch.objects.exists()
+    assert Order.objects.filter(status=Order.Status.ACTIVE).count() == 5
+
+
+def test_bulk_place_on_many_orders_records_a_batch_and_shows_its_page(staff, sandbox, sales_user):
+    orders = _drafts(7)
+    response = _bulk(staff, "place_selected", orders)
+    batch = Batch.objects.get()
+    assert response.status_code == 302
+    assert response.url == reverse("admin:portal_batch_change", args=[batch.pk])
+    assert (batch.kind, batch.action, batch.total, batch.created_by) == (
+        "order",
+        "place",
+        7,
+        sales_user,
+    )
+    assert sorted(batch.items.values_list("object_id", flat=True)) == [o.pk for o in orders]
+    # The cluster (inline here) worked it after the commit.
+    batch.refresh_from_db()
+    assert batch.finished_at is not None
+    assert set(batch.items.values_list("state", flat=True)) == {State.DONE}
+    assert Order.objects.filter(status=Order.Status.ACTIVE).count() == 7
+    assert sorted(_requests_per_id(sandbox, "createFirstOrder").values()) == [1] * 7
+    calls = ProvisioningCall.objects.filter(method="createFirstOrder")
+    assert {call.triggered_by for call in calls} == {sales_user}
+
+    page = staff.get(response.url)
+    text = page.content.decode()
+    assert "7 of 7" in text
+    assert 'http-equiv="refresh"' not in text
+    assert text.count('class="batch-item state-done"') == 7
+
+
+def test_bulk_action_refuses_objects_the_person_may_not_touch_per_item(client, sandbox):
+    from django.contrib.auth.models import Permission
+
+    user = UserFactory(username="placer")
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_order", "place_order", "view_batch"])
+    )
+    client.force_login(user)
+    place = _drafts(3)
+    retry = []
+    for order in _drafts(3):
+        sandbox.inject("createFirstOrder", "500-after")
+        with pytest.raises(provisioning.OutcomeUnknown):
+            provisioning.order_place(order=order)
+        retry.append(order)
+    # Retry needs the permission of what is pending (place): allowed. A person without
+    # renew permission retrying a renewal would be refused per item, as in the request.
+    response = _bulk(client, "retry_selected", place + retry)
+    batch = Batch.objects.get()
+    assert response.status_code == 302
+    states = dict(batch.items.values_list("object_id", "state"))
+    assert {states[o.pk] for o in retry} == {State.DONE}
+    # Drafts have nothing pending: the portal refuses them, nothing sent.
+    assert {states[o.pk] for o in place} == {State.REJECTED}
+    assert not any(r["json"]["params"]["id"] == place[0].number for r in sandbox.requests)
+
+
+# Working -------------------------------------------------------------------------------------
+
+
+def test_a_batch_with_vendor_faults_settles_every_item(sandbox):
+    good = _drafts(4)
+    unregistered = OrderFactory(customer=CustomerFactory())
+    refused, unknown = _drafts(2)
+    sandbox.inject("createFirstOrder", "respond", status=400, body='"invalid product"')
+    sandbox.inject("createFirstOrder", "500-after")
+    batch = _start([refused, unknown, *good, unregistered])
+    # One at a time, in order, so the two faults land on the first two items sent.
+    with override_settings(ONEOFFICE_MAX_IN_FLIGHT=1), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(batches, "enqueue", lambda batch_id: None)
+        batches.batch_work(batch_id=batch.pk)
+    batch.refresh_from_db()
+    assert batch.finished_at is not None
+    result = {i.object_id: (i.state, i.message) for i in batch.items.all()}
+    assert result[refused.pk][0] == State.REFUSED
+    assert "invalid product" in result[refused.pk][1]
+    assert result[unknown.pk][0] == State.UNKNOWN
+    assert result[unregistered.pk][0] == State.REJECTED
+    assert "not registered" in result[unregistered.pk][1]
+    assert {result[o.pk][0] for o in good} == {State.DONE}
+    assert batches.counts(batch)[State.DONE] == 4
+    # What the service left behind is what a click leaves: failed, pending with a retry.
+    refused.refresh_from_db()
+    unknown.refresh_from_db()
+    assert refused.status == Order.Status.FAILED
+    assert unknown.status == Order.Status.PENDING
+    assert Schedule.objects.filter(func="portal.tasks.order_retry_task").count() == 1
+    assert not any(r["json"]["params"].get("id") == unregistered.number for r in sandbox.requests)
+
+
+def test_two_clusters_working_one_batch_never_take_the_same_item(sandbox, settings):
+    sandbox.latency = 0.03
+    orders = _drafts(24)
+    batch = _start(orders)
+    errors = []
+
+    def cluster():
+        try:
+            batches.batch_work(batch_id=batch.pk)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=cluster) for _ in range(2)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(batches, "enqueue", lambda batch_id: None)
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert not errors
+    assert _requests_per_id(sandbox, "createFirstOrder") == Counter(o.number for o in orders)
+    assert set(batch.items.values_list("state", flat=True)) == {State.DONE}
+    assert sandbox.max_in_flight <= settings.ONEOFFICE_MAX_IN_FLIGHT
+
+
+def test_in_flight_cap_holds_for_every_call_under_many_threads(sandbox, settings):
+    settings.ONEOFFICE_MAX_IN_FLIGHT = 3
+    sandbox.latency = 0.05
+    orders = _drafts(12)
+    errors = []
+
+    def click(order):
+        try:
+            provisioning.order_place(order=Order.objects.get(pk=order.pk))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=click, args=(order,)) for order in orders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert sandbox.max_in_flight == 3
+    assert Order.objects.filter(status=Order.Status.ACTIVE).count() == 12
+    assert not InFlightSlot.objects.exclude(holder="").exists()
+
+
+def test_a_call_that_finds_no_slot_in_time_is_left_pending_not_sent(sandbox, settings):
+    settings.ONEOFFICE_MAX_IN_FLIGHT = 1
+    settings.ONEOFFICE_IN_FLIGHT_WAIT_SECONDS = 0.2
+    (order,) = _drafts(1)
+    with inflight.slot(), pytest.raises(provisioning.StillPending, match="in flight"):
+        provisioning.order_place(order=order)
+    order.refresh_from_db()
+    assert order.status == Order.Status.PENDING
+    assert ProvisioningCall.objects.get(order=order).outcome == ProvisioningCall.Outcome.NOT_SENT
+    assert not sandbox.requests or all(
+        r["rpc_method"] != "createFirstOrder" for r in sandbox.requests
+    )
+
+
+def test_an_expired_slot_of_a_dead_process_is_taken_over(sandbox, settings):
+    settings.ONEOFFICE_MAX_IN_FLIGHT = 1
+    InFlightSlot.objects.create(
+        number=0, holder="dead", held_until=timezone.now() - timedelta(seconds=1)
+    )
+    (order,) = _drafts(1)
+    assert provisioning.order_place(order=order).status == Order.Status.ACTIVE
+
+
+def _not_now_batch(sandbox, settings, **fault):
+    settings.ONEOFFICE_MAX_IN_FLIGHT = 1
+    orders = _drafts(3)
+    batch = _start(orders)
+    sandbox.inject("createFirstOrder", **fault)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(batches, "enqueue", lambda batch_id: None)
+        batches.batch_work(batch_id=batch.pk)
+    batch.refresh_from_db()
+    sent = [r for r in sandbox.requests if r["rpc_method"] == "createFirstOrder"]
+    return batch, sent
+
+
+def test_a_429_pauses_the_whole_batch(sandbox, settings):
+    batch, sent = _not_now_batch(sandbox, settings, fault="respond", status=429, body='"slow down"')
+    assert batch.paused_until is not None
+    assert batch.finished_at is not None
+    # One item got the 429; the next went out only after the pause (1 s without Retry-After).
+    assert len(sent) == 3
+    assert sent[1]["at"] - sent[0]["at"] >= settings.BATCH_NOT_NOW_PAUSE_SECONDS - 0.05
+    assert sent[2]["at"] - sent[1]["at"] < settings.BATCH_NOT_NOW_PAUSE_SECONDS
+
+
+@pytest.mark.skipif("429" not in sandbox_module.FAULTS, reason="the sandbox sends no Retry-After")
+def test_a_429_with_retry_after_pauses_the_batch_that_long(sandbox, settings):
+    batch, sent = _not_now_batch(sandbox, settings, fault="429", retry_after="2")
+    assert sent[1]["at"] - sent[0]["at"] >= 1.95
+    assert batch.items.filter(state=State.NOT_NOW).count() == 1
+
+
+def test_not_now_reads_status_and_retry_after_of_the_clients_error():
+    from portal.oneoffice import VendorError
+
+    def raised(status: int, retry_after=None):
+        # As the service raises it: its error while handling the client's.
+        try:
+            try:
+                cause = VendorError("later", status=status)
+                cause.retry_after = retry_after
+                raise cause
+            except VendorError:
+                raise provisioning.StillPending("x")  # noqa: B904
+        except provisioning.StillPending as exc:
+            return exc
+
+    now = timezone.now()
+    assert batches.not_now_until(raised(status=500)) is None
+    assert batches.not_now_until(raised(status=503)) is None
+    at = now + timedelta(seconds=7)
+    assert batches.not_now_until(raised(status=503, retry_after=at)) == at
+    assert batches.not_now_until(raised(status=429, retry_after=at)) == at
+    two = batches.not_now_until(raised(status=408, retry_after=2))
+    assert timedelta(seconds=1.5) < two - now < timedelta(seconds=3)
+    far = batches.not_now_until(raised(status=429, retry_after=now + timedelta(days=9)))
+    assert far - now <= batches.LONGEST_PAUSE + timedelta(seconds=1)
+
+
+def test_a_task_that_died_mid_item_is_settled_from_the_call_log_never_resent(sandbox):
+    orders = _drafts(4)
+    batch = _start(orders)
+    items = list(batch.items.order_by("position"))
+    past = timezone.now() - timedelta(minutes=10)
+    # Item 0: its task died before sending anything. Item 1: after the call was answered.
+    BatchItem.objects.filter(pk__in=[items[0].pk, items[1].pk]).update(
+        state=State.RUNNING, claimed_until=past, started_at=past
+    )
+    provisioning.order_place(order=orders[1])
+    # As if its task had died long ago: nobody works the batch any more.
+    Batch.objects.filter(pk=batch.pk).update(worked_until=past)
+    assert batches.batch_resume_stalled() == 1  # inline: the new task works the batch
+    batch.refresh_from_db()
+    assert batch.finished_at is not None
+    assert set(batch.items.values_list("state", flat=True)) == {State.DONE}
+    assert _requests_per_id(sandbox, "createFirstOrder") == Counter(o.number for o in orders)
+
+
+def test_resume_leaves_batches_being_worked_alone(sandbox):
+    batch = _start(_drafts(6))
+    Batch.objects.filter(pk=batch.pk).update(worked_until=timezone.now() + timedelta(minutes=1))
+    assert batches.batch_resume_stalled() == 0
+    Batch.objects.filter(pk=batch.pk).update(worked_until=timezone.now() - timedelta(seconds=1))
+    assert batches.batch_resume_stalled() == 1
+    batch.refresh_from_db()
+    assert batch.finished_at is not None
+
+
+def test_setup_schedules_registers_the_resume_sweep_and_auto_renewal():
+    call_command("setup_schedules", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    funcs = set(Schedule.objects.values_list("func", flat=True))
+    assert "portal.batch_tasks.batch_resume_stalled_task" in funcs
+    assert "orders.tasks.auto_renew_task" in funcs
+
+
+def test_batch_page_paginates_and_refreshes_until_finished(staff, sandbox, monkeypatch):
+    monkeypatch.setattr("portal.admin_batches.ITEMS_PER_PAGE", 4)
+    batch = _start(_drafts(9))
+    url = reverse("admin:portal_batch_change", args=[batch.pk])
+    text = staff.get(url).content.decode()
+    assert 'http-equiv="refresh"' in text
+    assert "0 of 9" in text
+    assert text.count('class="batch-item') == 4
+    assert "page 1 of 3" in text
+    listing = staff.get(reverse("admin:portal_batch_changelist")).content.decode()
+    assert str(batch) in listing
+
+
+def test_finished_batch_links_to_what_did_not_go_through_and_retries_it(staff, sandbox):
+    orders = _drafts(6)
+    sandbox.inject("createFirstOrder", "500-after", times=2)
+    with override_settings(ONEOFFICE_MAX_IN_FLIGHT=1):
+        _bulk(staff, "place_selected", orders)
+    batch = Batch.objects.get()
+    url = reverse("admin:portal_batch_change", args=[batch.pk])
+    text = staff.get(url).content.decode()
+    pending = list(
+        batch.items.filter(state=State.UNKNOWN)
+        .order_by("position")
+        .values_list("object_id", flat=True)
+    )
+    assert len(pending) == 2
+    link = f"{ORDERS}?id__in=" + "%2C".join(map(str, pending))
+    assert link in text
+    listed = staff.get(link)
+    assert listed.status_code == 200
+    assert sorted(o.pk for o in listed.context["cl"].result_list) == sorted(pending)
+    assert "Retry them" in text
+    response = staff.post(reverse("admin:portal_batch_again", args=[batch.pk, "retry"]))
+    again = Batch.objects.exclude(pk=batch.pk).get()
+    assert response.url == reverse("admin:portal_batch_change", args=[again.pk])
+    assert again.action == "retry"
+    assert set(again.items.values_list("object_id", flat=True)) == set(pending)
+    assert set(again.items.values_list("state", flat=True)) == {State.DONE}
+
+
+# Auto-renewal --------------------------------------------------------------------------------
+
+
+def _auto_subscriptions(n: int, *, manager=None) -> list[Order]:
+    customer = provisioning.customer_register(
+        customer=CustomerFactory(account_manager=manager, auto_renew_default=True)
+    )
+    orders = []
+    for order in _drafts(n, customer):
+        order.auto_renew = True
+        order.save()
+        orders.append(provisioning.order_place(order=order))
+    return orders
+
+
+def _near_term_end(order: Order, days: int = 2):
+    end = order.current_term_end - timedelta(days=days)
+    return time_machine.travel(datetime(end.year, end.month, end.day, 9, tzinfo=UTC), tick=True)
+
+
+def test_auto_renewal_renews_once_per_term_across_two_concurrent_runs(sandbox, settings):
+    subs = _auto_subscriptions(3)
+    manual = _drafts(1)[0]
+    provisioning.order_place(order=manual)  # not auto-renew: left alone
+    with _near_term_end(subs[0]):
+        results = []
+
+        def run():
+            try:
+                results.append(autorenew.auto_renew_due())
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert autorenew.auto_renew_due() is None  # a third run finds every term claimed
+    started = [batch for batch in results if batch is not None]
+    assert sum(batch.total for batch in started) == 3
+    assert AutoRenewal.objects.count() == 3
+    per_parent = Counter(
+        r["json"]["params"]["parent"]
+        for r in sandbox.requests
+        if r["rpc_method"] == "createRenewalOrder"
+    )
+    assert per_parent == Counter(s.number for s in subs)
+    for sub in subs:
+        old_end = sub.current_term_end
+        sub.refresh_from_db()
+        assert sub.current_term_end > old_end
+
+
+def test_auto_renewal_outside_its_days_or_switched_off_does_nothing(sandbox, settings):
+    (sub,) = _auto_subscriptions(1)
+    with _near_term_end(sub, days=5):
+        assert autorenew.auto_renew_due() is None
+    settings.AUTO_RENEW_ENABLED = False
+    with _near_term_end(sub, days=1):
+        assert autorenew.auto_renew_due() is None
+    assert not AutoRenewal.objects.exists()
+
+
+def test_auto_renew_days_are_clamped_to_the_renewal_window(settings):
+    settings.AUTO_RENEW_DAYS_BEFORE_END = 40
+    settings.ONEOFFICE_RENEWAL_WINDOW_DAYS = 15
+    assert autorenew.auto_renew_days() == 15
+
+
+def test_a_refused_auto_renewal_leaves_it_due_and_tells_manager_and_managers(
+    sandbox, settings, mailoutbox
+):
+    manager = UserFactory(username="amy", email="amy@reseller.example")
+    subs = _auto_subscriptions(2, manager=manager)
+    mailoutbox.clear()
+    with _near_term_end(subs[0]):
+        sandbox.inject("createRenewalOrder", "respond", status=400, body='"payment overdue"')
+        with pytest.MonkeyPatch.context() as patch:
+            # One at a time, so the refusal lands on the first.
+            patch.setattr(settings, "ONEOFFICE_MAX_IN_FLIGHT", 1)
+            batch = autorenew.auto_renew_due()
+    batch.refresh_from_db()
+    assert batch.finished_at is not None
+    refused = batch.items.get(state=State.REFUSED)
+    refused_sub = Order.objects.get(pk=refused.object_id)
+    assert refused_sub.current_term_end == next(
+        s.current_term_end for s in subs if s.pk == refused_sub.pk
+    )
+    recipients = sorted(m.to[0] for m in mailoutbox)
+    assert recipients == sorted(["amy@reseller.example", settings.MANAGERS_EMAIL])
+    for message in mailoutbox:
+        assert "1 renewed, 1 NOT renewed" in message.subject
+        assert "payment overdue" in message.body
+        assert refused_sub.number in message.body
+
+
+def test_auto_renewal_does_not_renew_a_term_renewed_by_hand_meanwhile(sandbox):
+    (sub,) = _auto_subscriptions(1)
+    with _near_term_end(sub):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(batches, "enqueue", lambda batch_id: None)
+            batch = autorenew.auto_renew_due()
+        provisioning.order_renew(order=Order.objects.get(pk=sub.pk))
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(batches, "enqueue", lambda batch_id: None)
+            batches.batch_work(batch_id=batch.pk)
+    item = batch.items.get()
+    assert item.state == State.REJECTED
+    assert "renewed meanwhile" in item.message
+    assert _requests_per_id(sandbox, "createRenewalOrder").total() == 1
+
+
+def test_new_order_takes_the_customers_auto_renew_default(staff):
+    customer = provisioning.customer_register(customer=CustomerFactory(auto_renew_default=True))
+    staff.post(
+        reverse("admin:orders_order_add"),
+        {
+            "customer": customer.pk,
+            "number": "",
+            "product": Order.Product.OO_STD,
+            "licenses": 5,
+            "duration": Order.Duration.MONTHLY,
+            "renewals-TOTAL_FORMS": 0,
+            "renewals-INITIAL_FORMS": 0,
+        },
+    )
+    assert Order.objects.get(customer=customer).auto_renew is True
+
+
+def test_sales_mark_an_active_subscription_auto_renew(staff):
+    (sub,) = _placed(1)
+    url = reverse("admin:orders_order_change", args=[sub.pk])
+    context = staff.get(url).context
+    form = context["adminform"].form
+    data = {name: form[name].value() or "" for name in form.fields}
+    for inline in context["inline_admin_formsets"]:
+        management = inline.formset.management_form
+        data.update({management[n].html_name: management[n].value() for n in management.fields})
+    data["auto_renew"] = "on"
+    response = staff.post(url, data)
+    assert response.status_code == 302
+    sub.refresh_from_db()
+    assert sub.auto_renew is True
+    assert sub.status == Order.Status.ACTIVE
