@@ -4,9 +4,10 @@ got, item by item, until it is finished."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -100,7 +101,9 @@ class BatchAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        batch = get_object_or_404(Batch.objects.select_related("created_by"), pk=object_id)
+        batch = self.get_object(request, unquote(object_id))
+        if batch is None:
+            raise Http404(f"No batch with id {object_id[:40]!r}.")
         counts = batches.counts(batch)
         settled = batch.total - counts[State.QUEUED] - counts[State.RUNNING]
         page = Paginator(batch.items.order_by("position"), ITEMS_PER_PAGE).get_page(
