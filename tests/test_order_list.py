@@ -178,7 +178,7 @@ def test_order_export_equals_filtered_list_across_pages(manager_client):
         )
         for i in range(160)
     )
-    column = manager_client.get(LIST_URL).context["cl"].list_display.index("licenses")
+    column = manager_client.get(LIST_URL).context["cl"].list_display.index("licenses_and_value")
     query = f"?product__exact=oo-ent&o=-{column}"
     listed = manager_client.get(LIST_URL + query).context["cl"]
 

@@ -94,7 +94,7 @@ def test_long_customer_name_does_not_push_columns_out_of_view(page, sandbox):
         "order_id",
         "customer_name",
         "product_code",
-        "licenses",
+        "licenses_and_value",
         "status_badge",
         "term_end_display",
         "account_manager",
