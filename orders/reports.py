@@ -11,7 +11,7 @@ from orders import selectors
 from orders.models import Order
 
 # Running subscriptions: those that can still be renewed.
-RENEWABLE = sorted(Order.states_allowing(Order.Action.RENEW))
+RENEWABLE = selectors.RENEWABLE
 
 
 @dataclass(frozen=True)
@@ -79,13 +79,7 @@ def order_renewals_per_week(*, today: date | None = None, weeks: int = 8) -> lis
     last = today + timedelta(days=7 * weeks - 1)
     # At most 7 * weeks rows come back: the database groups, Python only buckets days.
     rows = (
-        Order.objects.filter(
-            parent__isnull=True,
-            status__in=RENEWABLE,
-            current_term_end__gte=today,
-            current_term_end__lte=last,
-        )
-        .order_by()
+        selectors.subscription_list_ending_between(first=today, last=last)
         .values("current_term_end")
         .annotate(count=Count("id"), licenses=Sum("licenses"))
     )

@@ -30,10 +30,10 @@ from django.utils import timezone
 from orders import charts, terms
 from orders.models import Order
 from orders.pricing import money_quantum
+from orders.selectors import RENEWABLE, subscription_list_ending_between
 from portal.models import ProvisioningCall
 
 S = Order.Status
-RENEWABLE = [S.ACTIVE, S.SUSPENDED]
 DUE_HORIZONS = (15, 30, 90)
 CHURN_PERIODS = (30, 90)
 RENEWAL_RATE_DAYS = 90
@@ -368,13 +368,7 @@ def revenue_due_per_week(*, today: date | None = None, weeks: int = 12) -> list[
     today = today or timezone.localdate()
     last = today + timedelta(days=7 * weeks - 1)
     rows = (
-        Order.objects.filter(
-            parent__isnull=True,
-            status__in=RENEWABLE,
-            current_term_end__gte=today,
-            current_term_end__lte=last,
-        )
-        .order_by()
+        subscription_list_ending_between(first=today, last=last)
         .values("current_term_end")
         .annotate(count=Count("id"), value=_sum("current_value", _priced("current_")))
     )

@@ -13,7 +13,7 @@ LAPSED = "lapsed"
 NOT_YET_DUE = "not-yet-due"
 
 # Subscriptions that can be renewed: the renewal window is about them only.
-_RENEWABLE = sorted(Order.states_allowing(Order.Action.RENEW))
+RENEWABLE = sorted(Order.states_allowing(Order.Action.RENEW))
 _DUE_FIELDS = [
     "number",
     "customer",
@@ -54,12 +54,12 @@ def renewal_state_q(state: str, *, today: date | None = None, days: int | None =
     subscription = Q(parent__isnull=True, current_term_end__isnull=False)
     if state == DUE:
         return subscription & Q(
-            status__in=_RENEWABLE, current_term_end__gte=today, current_term_end__lte=last
+            status__in=RENEWABLE, current_term_end__gte=today, current_term_end__lte=last
         )
     if state == LAPSED:
-        return subscription & Q(status__in=_RENEWABLE, current_term_end__lt=today)
+        return subscription & Q(status__in=RENEWABLE, current_term_end__lt=today)
     if state == NOT_YET_DUE:
-        return subscription & Q(status__in=_RENEWABLE, current_term_end__gt=last)
+        return subscription & Q(status__in=RENEWABLE, current_term_end__gt=last)
     raise ValueError(f"unknown renewal state {state!r}")
 
 
@@ -71,7 +71,7 @@ def order_list_due_for_renewal(
     today, last = renewal_window(today=today, days=days)
     # DUE | LAPSED, written as one range on the term end so the index serves it.
     return (
-        Order.objects.filter(parent__isnull=True, status__in=_RENEWABLE, current_term_end__lte=last)
+        Order.objects.filter(parent__isnull=True, status__in=RENEWABLE, current_term_end__lte=last)
         .select_related("customer", "customer__account_manager")
         # What the renewals page, the reminders and `renewals_due` read; loading whole rows of
         # three tables doubled the time on large lists.
@@ -83,3 +83,13 @@ def order_list_due_for_renewal(
         )
         .order_by("current_term_end", "number")
     )
+
+
+def subscription_list_ending_between(*, first: date, last: date) -> QuerySet[Order]:
+    """Renewable subscriptions whose current term ends from `first` to `last`, unordered."""
+    return Order.objects.filter(
+        parent__isnull=True,
+        status__in=RENEWABLE,
+        current_term_end__gte=first,
+        current_term_end__lte=last,
+    ).order_by()

@@ -21,9 +21,8 @@ from django_q.tasks import async_task
 from orders.models import Order
 from portal import batches, provisioning
 from portal.models import Batch, BatchItem, InFlightSlot
-from tests.conftest import API_KEY
 from tests.factories import CustomerFactory, OrderFactory
-from tests.test_redis_cluster import BASE_DIR, _test_database_url
+from tests.test_redis_cluster import BASE_DIR, cluster_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,17 +32,7 @@ WAIT_SECONDS = 90
 
 
 def _start_cluster(sandbox, settings, log) -> subprocess.Popen:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))},
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "DJANGO_DEBUG": "on",
-        "DATABASE_URL": _test_database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "ONEOFFICE_URL": sandbox.url,
-        "ONEOFFICE_API_KEY": API_KEY,
-        "ONEOFFICE_MAX_IN_FLIGHT": str(CAP),
-        "Q_WORKERS": "1",
-    }
+    env = cluster_env(sandbox, settings, ONEOFFICE_MAX_IN_FLIGHT=str(CAP), Q_WORKERS="1")
     return subprocess.Popen(
         [sys.executable, "manage.py", "qcluster"],
         cwd=BASE_DIR,

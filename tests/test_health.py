@@ -216,21 +216,11 @@ def test_health_endpoints_refuse_post(client, name):
 @pytest.mark.redis
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="REDIS_URL is not set")
 def test_healthz_sees_a_real_clusters_heartbeat_in_redis(client, settings, sandbox, tmp_path):
-    from tests.conftest import API_KEY
-    from tests.test_redis_cluster import BASE_DIR, _stop, _test_database_url
+    from tests.test_redis_cluster import BASE_DIR, _stop, cluster_env
 
     settings.REDIS_URL = os.environ["REDIS_URL"]
     assert get(client)[1]["checks"]["cluster"]["ok"] is False  # nothing running, no sweep
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))},
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "DJANGO_DEBUG": "on",
-        "DATABASE_URL": _test_database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "ONEOFFICE_URL": sandbox.url,
-        "ONEOFFICE_API_KEY": API_KEY,
-        "Q_WORKERS": "1",
-    }
+    env = cluster_env(sandbox, settings, Q_WORKERS="1")
     seen = None
     with (tmp_path / "qcluster.log").open("w") as out:
         cluster = subprocess.Popen(

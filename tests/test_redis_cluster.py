@@ -48,6 +48,20 @@ def _test_database_url() -> str:
     )
 
 
+def cluster_env(sandbox, settings, **extra: str) -> dict[str, str]:
+    """The environment of a real `qcluster` child on this run's database, broker and sandbox."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))},
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "DJANGO_DEBUG": "on",
+        "DATABASE_URL": _test_database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "ONEOFFICE_URL": sandbox.url,
+        "ONEOFFICE_API_KEY": API_KEY,
+        **extra,
+    }
+
+
 def _rpush_calls(client) -> int:
     return client.info("commandstats").get("cmdstat_rpush", {}).get("calls", 0)
 
@@ -76,16 +90,7 @@ def test_scheduled_retry_runs_through_redis_on_a_cluster_worker(sandbox, setting
     assert schedule.func == "portal.tasks.customer_retry_task"
     pushes_before = _rpush_calls(broker)
 
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))},
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "DJANGO_DEBUG": "on",
-        "DATABASE_URL": _test_database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "ONEOFFICE_URL": sandbox.url,
-        "ONEOFFICE_API_KEY": API_KEY,
-        "Q_WORKERS": "2",
-    }
+    env = cluster_env(sandbox, settings, Q_WORKERS="2")
     log = tmp_path / "qcluster.log"
     with log.open("w") as out:
         cluster = subprocess.Popen(
