@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -618,7 +618,8 @@ def orm_statements(fn: Callable[[], object]) -> list[tuple[str, list]]:
 
 
 def _money(amount) -> Decimal:
-    return Decimal(str(amount or 0)).quantize(Decimal("0.01"))
+    # Half-up, as the figures round: MRR by month can fall on a half cent (a yearly sum ÷ 12).
+    return Decimal(str(amount or 0)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 def revenue_checks(today: date, raw: dict[str, list]) -> None:
