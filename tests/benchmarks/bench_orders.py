@@ -9,7 +9,9 @@ It fills a scratch database of its own (SQLite var/bench.sqlite3 unless --databa
 another), never the development database: the database name must contain "bench", and it is
 dropped and rebuilt on every run unless --reuse finds it already filled. It prints markdown
 tables: per page or query, the number of SQL queries and the median time over --runs runs
-(after one warm-up), and the due selector against the same predicate in hand-written SQL.
+(after one warm-up), the due selector against the same predicate in hand-written SQL, each
+dashboard revenue figure against the same figure in hand-written SQL, then the reminder job and
+the big lists against Django's plain change list.
 """
 
 from __future__ import annotations
