@@ -18,6 +18,7 @@ from datetime import date
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import BaseModelAdmin
 from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.validators import validate_ipv46_address
 from django.db import models
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
@@ -117,6 +118,14 @@ def _lookup_refusal(model, key: str, values: list[str]) -> str | None:
             for number in value.split(",") if lookups == ["in"] else [value]:
                 if not integer_fits(number):
                     return f'"{number[:40]}" in "{key[:60]}" is not a number the list holds.'
+    if isinstance(field, models.GenericIPAddressField):
+        # PostgreSQL's inet type refuses anything else before the query runs.
+        for value in values:
+            for address in value.split(",") if lookups == ["in"] else [value]:
+                try:
+                    validate_ipv46_address(address)
+                except ValidationError:
+                    return f'"{address[:40]}" in "{key[:60]}" is not an IP address.'
     return None
 
 
