@@ -140,7 +140,7 @@ def order_renew(
                 duration=order.duration,
                 created_by=by if isinstance(by, User) and by.pk else None,
             )
-            validate(renewal)
+            validate(renewal, built_from_stored=True)
         request = oneoffice.create_renewal_order(parent_id=order.number, order_id=renewal.number)
         try:
             call = commit_attempt(
