@@ -63,13 +63,13 @@ def validate(subject: Subject, *, built_from_stored: bool = False) -> None:
     re-checking what the database enforces when the row is inserted anyway; a second pending
     renewal is refused there, and the caller turns that into `Busy`).
     """
-    if built_from_stored:
-        relations = [field.name for field in subject._meta.fields if field.is_relation]
-        options = {"exclude": relations, "validate_unique": False, "validate_constraints": False}
-    else:
-        options = {}
+    relations = [field.name for field in subject._meta.fields if field.is_relation]
     try:
-        subject.full_clean(**options)
+        subject.full_clean(
+            exclude=relations if built_from_stored else None,
+            validate_unique=not built_from_stored,
+            validate_constraints=not built_from_stored,
+        )
     except ValidationError as exc:
         errors = exc.message_dict
         parts = []
