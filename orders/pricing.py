@@ -1,8 +1,8 @@
 """What an order is worth: the price list on the day its term starts, the discount, one rounding.
 
-The provisioning service calls `price_order` once a term is confirmed (placed or renewed), in
-the same transaction that records the term. Nothing else writes the recorded values, so a later
-change to the price list never changes an order already sold.
+The provisioning service sets the price (`set_price`) once a term is confirmed (placed or
+renewed), and saves it in the transaction that records the term. Nothing else writes the
+recorded values, so a later change to the price list never changes an order already sold.
 """
 
 from __future__ import annotations
@@ -49,11 +49,22 @@ def price_on(*, product: str, duration: str, on: date) -> Price | None:
 def price_order(order: Order, *, on: date) -> list[str]:
     """Record on `order` the unit price, currency and value in force on `on`, its term's start.
 
-    Called by the service when a term is confirmed, inside the transaction that records it. A
-    renewal keeps the discount of its subscription. Without a price for the day the values stay
-    empty ("no price"). The subscription's current term value follows its latest term. Writes
-    the order's row (and a renewal's subscription row) and returns the order's fields it wrote.
+    Called when a term is confirmed, inside the transaction that records it. A renewal keeps the
+    discount of its subscription. Without a price for the day the values stay empty ("no
+    price"). The subscription's current term value follows its latest term. Writes the order's
+    row (and a renewal's subscription row) and returns the order's fields it wrote.
     """
+    fields = set_price(order, on=on)
+    if not order.is_first_order:
+        Order.objects.filter(pk=order.parent_id).update(**current_value_of(order))
+    Order.objects.filter(pk=order.pk).update(**{name: getattr(order, name) for name in fields})
+    return fields
+
+
+def set_price(order: Order, *, on: date) -> list[str]:
+    """`price_order` without the writes, for a caller saving the rows itself: sets the fields
+    on `order` and on a renewal's `parent` (`current_value`, `current_currency`), and returns
+    the order's fields it set."""
     if not order.is_first_order:
         order.discount_percent = order.parent.discount_percent
     price = price_on(product=order.product, duration=order.duration, on=on)
@@ -68,16 +79,17 @@ def price_order(order: Order, *, on: date) -> list[str]:
             currency=price.currency,
         )
     fields = ["unit_price", "currency", "value", "discount_percent"]
-    current = {"current_value": order.value, "current_currency": order.currency}
+    current = current_value_of(order)
     subscription = order if order.is_first_order else order.parent
     for name, value in current.items():
         setattr(subscription, name, value)
     if order.is_first_order:
         fields += current
-    else:
-        Order.objects.filter(pk=order.parent_id).update(**current)
-    Order.objects.filter(pk=order.pk).update(**{name: getattr(order, name) for name in fields})
     return fields
+
+
+def current_value_of(order: Order) -> dict[str, object]:
+    return {"current_value": order.value, "current_currency": order.currency}
 
 
 def monthly(value: Decimal, duration: str) -> Decimal:

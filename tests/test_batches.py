@@ -547,3 +547,23 @@ def test_sales_mark_an_active_subscription_auto_renew(staff):
     sub.refresh_from_db()
     assert sub.auto_renew is True
     assert sub.status == Order.Status.ACTIVE
+
+
+def test_a_renewal_worked_as_a_batch_item_stays_within_its_query_budget(
+    sandbox, django_assert_max_num_queries
+):
+    (sub,) = _placed(1)
+    with _near_term_end(sub):
+        batch = _start([sub], action="renew")
+        # Claim 2, load 1, lease 2, re-read and pending renewal 2, attempt 4 and outcome 7 (each
+        # with its BEGIN and COMMIT), in-flight slot 2, the item's result 1.
+        with django_assert_max_num_queries(21):
+            item = batches._claim_next(batch.pk)
+            assert isinstance(item, BatchItem)
+            batches._run(batch, item)
+    assert batch.items.get().state == State.DONE
+    renewal = Order.objects.get(parent=sub)
+    sub.refresh_from_db()
+    assert renewal.status == Order.Status.ACTIVE
+    assert sub.current_term_end == renewal.term_end
+    assert _requests_per_id(sandbox, "createRenewalOrder") == {renewal.number: 1}

@@ -7,7 +7,6 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Field, Q
 from django.utils import timezone
 
@@ -29,12 +28,13 @@ def leased(subject: Subject) -> Iterator[None]:
     model = type(subject)
     now = timezone.now()
     until = now + lease_length()
-    with transaction.atomic(durable=True):
-        taken = (
-            model.objects.filter(pk=subject.pk)
-            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-            .update(lease_until=until)
-        )
+    # One UPDATE in autocommit is its own transaction: the compare-and-set needs no other. A
+    # caller inside a transaction is refused by the attempt's durable transaction, before sending.
+    taken = (
+        model.objects.filter(pk=subject.pk)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .update(lease_until=until)
+    )
     if not taken:
         raise Busy(f"{subject} is being sent to OneOffice right now by another request.")
     try:

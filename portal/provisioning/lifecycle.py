@@ -54,10 +54,22 @@ def client() -> oneoffice.OneOfficeClient:
     return _clients[config]
 
 
-def validate(subject: Subject) -> None:
-    """Model validation, turned into one message that names each field."""
+def validate(subject: Subject, *, built_from_stored: bool = False) -> None:
+    """Model validation, turned into one message that names each field.
+
+    `built_from_stored` is for a row the service builds itself from rows already stored and
+    checked (a renewal copied from its subscription): its fields are still checked, but not its
+    relations (each one a query to find a row just read) nor its constraints (a query each,
+    re-checking what the database enforces when the row is inserted anyway; a second pending
+    renewal is refused there, and the caller turns that into `Busy`).
+    """
+    relations = [field.name for field in subject._meta.fields if field.is_relation]
     try:
-        subject.full_clean()
+        subject.full_clean(
+            exclude=relations if built_from_stored else None,
+            validate_unique=not built_from_stored,
+            validate_constraints=not built_from_stored,
+        )
     except ValidationError as exc:
         errors = exc.message_dict
         parts = []
@@ -96,7 +108,8 @@ def commit_attempt(
         return ProvisioningCall.objects.create(
             method=request.method,
             params=request.params,
-            customer=subject if isinstance(subject, Customer) else subject.customer,
+            # The id, not the object: a new renewal has not loaded its customer.
+            customer_id=subject.pk if isinstance(subject, Customer) else subject.customer_id,
             order=subject if isinstance(subject, Order) else None,
             triggered_by=by if isinstance(by, User) and by.pk else None,
             attempt=subject.attempts,

@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from customers.models import Customer
 from orders import terms
 from orders.models import Order
-from orders.pricing import price_order
+from orders.pricing import current_value_of, set_price
 from portal import oneoffice
 from portal.ids import new_id
 from portal.models import ProvisioningCall
@@ -140,7 +140,7 @@ def order_renew(
                 duration=order.duration,
                 created_by=by if isinstance(by, User) and by.pk else None,
             )
-            validate(renewal)
+            validate(renewal, built_from_stored=True)
         request = oneoffice.create_renewal_order(parent_id=order.number, order_id=renewal.number)
         try:
             call = commit_attempt(
@@ -367,8 +367,9 @@ def _placed(order: Order, reply: oneoffice.Reply | None, applied_on: date) -> li
     order.term_start = applied_on
     order.term_end = terms.term_end(applied_on, order.duration)
     order.current_term_end = order.term_end
-    price_order(order, on=order.term_start)
-    return ["status", "term_start", "term_end", "current_term_end"]
+    # Saved with the outcome, in the same UPDATE.
+    priced = set_price(order, on=order.term_start)
+    return ["status", "term_start", "term_end", "current_term_end", *priced]
 
 
 def _renewed(renewal: Order, reply: oneoffice.Reply | None, applied_on: date) -> list[str]:
@@ -382,7 +383,10 @@ def _renewed(renewal: Order, reply: oneoffice.Reply | None, applied_on: date) ->
     if subscription.status == Order.Status.SUSPENDED:
         # OneOffice reactivates a suspended subscription that is renewed.
         subscription.status = Order.Status.ACTIVE
-    subscription.save(update_fields=["current_term_end", "status", "updated_at"])
     renewal.parent = subscription
-    price_order(renewal, on=renewal.term_start)
-    return ["status", "term_start", "term_end"]
+    # The prices are saved with the rows' other changes, one UPDATE each.
+    priced = set_price(renewal, on=renewal.term_start)
+    subscription.save(
+        update_fields=["current_term_end", "status", *current_value_of(renewal), "updated_at"]
+    )
+    return ["status", "term_start", "term_end", *priced]

@@ -35,6 +35,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=200, help="subscriptions to renew")
     parser.add_argument("--latency", type=float, default=0.1, help="sandbox latency, seconds")
     parser.add_argument("--workers", type=int, default=2, help="cluster workers")
+    parser.add_argument(
+        "--show-queries", action="store_true", help="print the probe item's SQL statements"
+    )
     return parser.parse_args()
 
 
@@ -115,6 +118,7 @@ def main() -> None:
             "action": "renew_selected",
             ACTION_CHECKBOX_NAME: [s.pk for s in subs],
             "index": 0,
+            "post": "yes",
         }
         started = time.monotonic()
         response = client.post(reverse("admin:orders_order_changelist"), data)
@@ -145,6 +149,9 @@ def main() -> None:
     with CaptureQueriesContext(connection) as queries:
         item = batches._claim_next(probe.pk)
         batches._run(probe, item)
+    if args.show_queries:
+        for number, query in enumerate(queries.captured_queries, 1):
+            print(f"{number:3} {query['sql'][:300]}")
     floor = args.n * args.latency
     engine = "PostgreSQL" if connection.vendor == "postgresql" else "SQLite"
     broker = "Redis" if args.redis_url else "ORM"
