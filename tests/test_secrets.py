@@ -459,6 +459,21 @@ def test_debug_is_off_unless_the_environment_turns_it_on():
     assert result.stdout.strip() == "False"
 
 
+def test_manage_py_with_nothing_configured_runs_with_the_local_defaults():
+    shell = "from django.conf import settings; print(settings.DEBUG)"
+    unset = [
+        "DJANGO_DEBUG",
+        "DJANGO_SECRET_KEY",
+        "ONEOFFICE_URL",
+        "ONEOFFICE_API_KEY",
+        "DATABASE_URL",
+    ]
+    result = _manage("shell", "--no-imports", "-c", shell, unset=unset)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+
+
 def test_check_deploy_fails_with_debug_on():
     # The control: the same check does catch an unsafe configuration.
     result = _manage("check", "--deploy", "--fail-level", "WARNING", DJANGO_DEBUG="on")
