@@ -345,9 +345,8 @@ class OrderAdmin(
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and not obj.is_editable:
             fixed = [*SALE_FIELDS, *BOOKKEEPING, "timeline"]
-            # Auto-renew stays a choice while the subscription runs.
-            running = obj.is_first_order and obj.status in {S.ACTIVE, S.SUSPENDED, S.PENDING}
-            return fixed if running else [*fixed, "auto_renew"]
+            # Auto-renew stays a choice while the subscription can still be renewed.
+            return fixed if obj.can(Order.Action.RENEW) else [*fixed, "auto_renew"]
         return [*BOOKKEEPING, "timeline"]
 
     def get_inlines(self, request, obj):
