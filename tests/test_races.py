@@ -414,3 +414,55 @@ def test_change_form_validated_while_draft_cannot_rename_an_order_being_placed(
     assert (saved.number, saved.licenses, saved.status) == (order.number, 20, Order.Status.ACTIVE)
     assert slow_vendor.snapshot()["orders"][order.number]["licenses"] == 20
     assert result[0].number == order.number
+
+
+def _lapse_and_take_lease(order_pk: int, **changes: object):
+    """What another process does once this one's lease lapsed under a stalled call: it takes
+    the lease itself and changes the row. Returns its lease."""
+    theirs = (timezone.now() + timedelta(minutes=5)).replace(microsecond=0)
+    Order.objects.filter(pk=order_pk).update(lease_until=theirs, **changes)
+    return theirs
+
+
+def test_renewal_answered_after_its_lease_lapsed_builds_on_the_row_and_keeps_the_new_lease(
+    slow_vendor,
+):
+    slow_vendor.slow_seconds = 1.0
+    pk = _subscription().pk
+    slow_vendor.inject("createRenewalOrder", "slow")
+    thread, result = _in_thread(lambda: provisioning.order_renew(order=Order.objects.get(pk=pk)))
+    _wait_for_request(slow_vendor, "createRenewalOrder")
+    moved_end = Order.objects.get(pk=pk).current_term_end + timedelta(days=31)
+    theirs = _lapse_and_take_lease(pk, current_term_end=moved_end)
+    thread.join(timeout=30)
+
+    renewal = result[0]
+    assert isinstance(renewal, Order), renewal
+    subscription = Order.objects.get(pk=pk)
+    # The term follows the row as it stands, not what this process read before its call.
+    assert renewal.term_start == moved_end
+    assert subscription.current_term_end == renewal.term_end
+    # The other process's lease is its own to free.
+    assert subscription.lease_until == theirs
+
+
+def test_suspension_answered_after_its_lease_lapsed_keeps_the_new_lease(slow_vendor):
+    slow_vendor.slow_seconds = 1.0
+    pk = _subscription().pk
+    slow_vendor.inject("suspendOrder", "slow")
+    thread, result = _in_thread(lambda: provisioning.order_suspend(order=Order.objects.get(pk=pk)))
+    _wait_for_request(slow_vendor, "suspendOrder")
+    theirs = _lapse_and_take_lease(pk)
+    thread.join(timeout=30)
+
+    assert isinstance(result[0], Order), result[0]
+    subscription = Order.objects.get(pk=pk)
+    assert subscription.status == Order.Status.SUSPENDED
+    assert subscription.lease_until == theirs
+
+
+@pytest.mark.parametrize("method", ["createRenewalOrder", "suspendOrder", "cancelOrder"])
+def test_an_outcome_frees_the_lease_it_held(slow_vendor, method):
+    call, read = _setup(method)
+    call()
+    assert read().lease_until is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import TypeVar
 
 from django.conf import settings
 from django.db.models import Field, Q
@@ -15,6 +16,7 @@ from orders.models import Order
 from portal.provisioning.errors import Busy, NotAllowed
 
 Subject = Customer | Order
+S = TypeVar("S", Customer, Order)
 
 
 def lease_length() -> timedelta:
@@ -37,18 +39,45 @@ def leased(subject: Subject) -> Iterator[None]:
     )
     if not taken:
         raise Busy(f"{subject} is being sent to OneOffice right now by another request.")
+    # The instance knows it holds the lease: the outcome's UPDATE frees it in passing
+    # (`save_releasing_lease`), and then nothing is left to release here.
+    subject.lease_until = until
     try:
         yield
     finally:
-        # Only our own lease: a reply trickling in past it may have let another process in.
-        model.objects.filter(pk=subject.pk, lease_until=until).update(lease_until=None)
+        if subject.lease_until == until:
+            # Only our own lease: a reply trickling in past it may have let another process in.
+            model.objects.filter(pk=subject.pk, lease_until=until).update(lease_until=None)
+        subject.lease_until = None
 
 
-def reload(subject: Subject) -> None:
+def save_releasing_lease(subject: Subject, fields: list[str]) -> bool:
+    """Save `fields` of `subject` and, when this process holds its lease, free the lease in the
+    same UPDATE, on condition that it is still ours.
+
+    False, with nothing written, when the lease is held but no longer ours (it lapsed under a
+    stalled call and another process may have acted since): the caller decides what to write.
+    """
+    held = subject.lease_until
+    if held is None:
+        subject.save(update_fields=fields)
+        return True
+    subject.updated_at = timezone.now()
+    values = {name: getattr(subject, name) for name in {*fields, "updated_at"}}
+    rows = type(subject).objects.filter(pk=subject.pk, lease_until=held)
+    if not rows.update(**values, lease_until=None):
+        return False
+    subject.lease_until = None
+    subject.remember_stored(list(values))
+    return True
+
+
+def reload(subject: S, *, also: Q | None = None) -> list[S]:
     """Re-read the object under its lease, refusing one the caller changed without saving.
 
     The service sends what is stored, never what a caller holds in memory: quietly dropping
-    an unsaved change would send something else than the caller saw.
+    an unsaved change would send something else than the caller saw. `also` selects more rows
+    of the same table, read in the same query and returned.
     """
     if subject.pk is None:
         raise NotAllowed(f"{subject} is not saved yet; save it first. Nothing was sent.")
@@ -58,8 +87,24 @@ def reload(subject: Subject) -> None:
         raise NotAllowed(
             f"{subject} has unsaved changes ({names}); save them first. Nothing was sent."
         )
-    subject.refresh_from_db()
+    rows = list(type(subject)._base_manager.filter(Q(pk=subject.pk) | (also or Q(pk__in=[]))))
+    fresh = next((row for row in rows if row.pk == subject.pk), None)
+    if fresh is None:
+        raise NotAllowed(f"{subject} no longer exists. Nothing was sent.")
+    _copy_fields(fresh, subject)
     subject.remember_stored()
+    return [row for row in rows if row.pk != subject.pk]
+
+
+def _copy_fields(fresh: Subject, subject: Subject) -> None:
+    # What `refresh_from_db` does with the row it reads: related rows are read again too.
+    for field in subject._meta.concrete_fields:
+        setattr(subject, field.attname, getattr(fresh, field.attname))
+        if field.is_relation and field.is_cached(subject):
+            field.delete_cached_value(subject)
+    for relation in subject._meta.related_objects:
+        if relation.is_cached(subject):
+            relation.delete_cached_value(subject)
 
 
 def field_label(subject: Subject, name: str) -> str:

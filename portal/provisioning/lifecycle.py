@@ -26,7 +26,7 @@ from portal.provisioning.errors import (
     NeedsDecisionError,
     VendorRefused,
 )
-from portal.provisioning.lease import field_label
+from portal.provisioning.lease import field_label, save_releasing_lease
 from portal.provisioning.outcomes import Decision, Settle, classify
 
 logger = logging.getLogger("portal.provisioning")
@@ -198,8 +198,16 @@ def record_done(
         if isinstance(subject, Order):
             subject.pending_action = ""
             fields.append("pending_action")
-        subject.save(update_fields=fields)
+        save_outcome(subject, fields)
     logger.info("%s %s: done (attempt %s)", call.method, subject, call.attempt)
+
+
+def save_outcome(subject: Subject, fields: list[str]) -> None:
+    """Save the outcome; the same UPDATE frees the object's lease while it is still ours."""
+    if not save_releasing_lease(subject, fields):
+        # The lease lapsed under a stalled call: the outcome is still what OneOffice answered.
+        logger.warning("%s: lease lapsed before its outcome was recorded", subject)
+        subject.save(update_fields=fields)
 
 
 def record_failure(
@@ -235,7 +243,7 @@ def record_failure(
         elif decision.outcome == Outcome.UNKNOWN and subject.first_sent_at is None:
             subject.first_sent_at = call.started_at
             fields.append("first_sent_at")
-        subject.save(update_fields=fields)
+        save_outcome(subject, fields)
         if decision.retry:
             retries.plan_retry(subject, call, not_before=exc.retry_after)
     logger.warning(

@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from customers.models import Customer
 from orders import terms
@@ -24,6 +25,7 @@ from portal.provisioning.lease import (
     leased,
     reload,
     reload_and_check_state,
+    save_releasing_lease,
 )
 from portal.provisioning.lifecycle import (
     calls_of,
@@ -123,9 +125,11 @@ def order_renew(
     if not order.is_first_order:
         raise NotAllowed(f"{order} is a renewal; renew its first order {order.parent}.")
     with leased(order):
-        reload(order)
-        renewal = order.renewals.filter(status=Order.Status.PENDING).first()
+        # The subscription and its pending renewal, if any, in one read.
+        pending = reload(order, also=Q(parent_id=order.pk, status=Order.Status.PENDING))
+        renewal = pending[0] if pending else None
         if renewal is not None:
+            renewal.parent = order
             check_attempt(renewal, attempt)
         else:
             if attempt is not None:
@@ -375,7 +379,25 @@ def _placed(order: Order, reply: oneoffice.Reply | None, applied_on: date) -> li
 def _renewed(renewal: Order, reply: oneoffice.Reply | None, applied_on: date) -> list[str]:
     if renewal.parent_id is None:
         raise NotAllowed(f"{renewal} is not a renewal; it has no first order.")
-    subscription = Order.objects.select_for_update().get(pk=renewal.parent_id)
+    # The subscription as read under the lease this process holds: nobody else changes its
+    # term or status meanwhile, so its UPDATE, conditional on the lease, also frees it.
+    subscription = renewal.parent
+    fields, subscription_fields = _renew_onto(renewal, subscription, applied_on)
+    held = subscription.lease_until is not None
+    if not held or not save_releasing_lease(subscription, subscription_fields):
+        # Not under this process's lease (it lapsed under a stalled call): read the row again,
+        # locked, so what another process did meanwhile is built on, not overwritten.
+        subscription = Order.objects.select_for_update().get(pk=renewal.parent_id)
+        fields, subscription_fields = _renew_onto(renewal, subscription, applied_on)
+        subscription.save(update_fields=subscription_fields)
+    return fields
+
+
+def _renew_onto(
+    renewal: Order, subscription: Order, applied_on: date
+) -> tuple[list[str], list[str]]:
+    """Set the renewed term, priced, on `renewal` and on its `subscription`; return the fields
+    each must save."""
     renewal.status = Order.Status.ACTIVE
     renewal.term_start = terms.renewal_start(_term_end_of(subscription), applied_on)
     renewal.term_end = terms.term_end(renewal.term_start, renewal.duration)
@@ -384,9 +406,8 @@ def _renewed(renewal: Order, reply: oneoffice.Reply | None, applied_on: date) ->
         # OneOffice reactivates a suspended subscription that is renewed.
         subscription.status = Order.Status.ACTIVE
     renewal.parent = subscription
-    # The prices are saved with the rows' other changes, one UPDATE each.
     priced = set_price(renewal, on=renewal.term_start)
-    subscription.save(
-        update_fields=["current_term_end", "status", *current_value_of(renewal), "updated_at"]
+    return (
+        ["status", "term_start", "term_end", *priced],
+        ["current_term_end", "status", *current_value_of(renewal), "updated_at"],
     )
-    return ["status", "term_start", "term_end", *priced]
