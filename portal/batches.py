@@ -17,7 +17,7 @@ call log, unknown outcomes and automatic retries are exactly those of one click.
 from __future__ import annotations
 
 import logging
-import random
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connections, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, Q, Subquery
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -55,6 +55,8 @@ LONGEST_PAUSE = timedelta(hours=1)
 # again (its task was lost with its process or its queue).
 START_GRACE = timedelta(minutes=2)
 TASK = "portal.batch_tasks.batch_work_task"
+# The most items one thread claims at once.
+CLAIM_MAX = 4
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,8 @@ def batch_work(*, batch_id: int) -> Batch:
 
     Re-enqueues itself while items are left, ends when the batch is paused for longer than a
     short wait (the resume sweep takes it up after the pause), and finishes the batch once no
-    item is left queued or running. Safe to run twice at once: items are claimed one by one.
+    item is left queued or running. Safe to run twice at once: items are claimed by
+    compare-and-set.
     """
     batch = Batch.objects.get(pk=batch_id)
     if batch.finished_at is not None:
@@ -207,9 +210,13 @@ def batch_work(*, batch_id: int) -> Batch:
     queued = batch.items.filter(state=State.QUEUED).count()
     threads = min(_threads_per_task(), queued)
     if threads:
-        deadline = started + BATCH_SLICE_SECONDS
+        work = _Slice(
+            batch=batch,
+            deadline=started + BATCH_SLICE_SECONDS,
+            claim_size=_claim_size(queued),
+        )
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="batch") as pool:
-            for future in [pool.submit(_worker, batch, deadline) for _ in range(threads)]:
+            for future in [pool.submit(_worker, work) for _ in range(threads)]:
                 future.result()
     batch.refresh_from_db()
     if _finish_if_settled(batch):
@@ -226,65 +233,107 @@ def batch_work(*, batch_id: int) -> Batch:
     return batch
 
 
-def _worker(batch: Batch, deadline: float) -> None:
+@dataclass
+class _Slice:
+    """What the threads of one task share while they work a batch."""
+
+    batch: Batch
+    deadline: float
+    claim_size: int
+    # Set by the thread that heard "not now": the others send nothing more they claimed.
+    paused_until: datetime | None = None
+
+    def may_send(self) -> bool:
+        if time.monotonic() >= self.deadline:
+            return False
+        return self.paused_until is None or self.paused_until <= timezone.now()
+
+
+def _claim_size(queued: int) -> int:
+    # A thread claims a few items at once (one claim's statements shared by them) while the
+    # batch is long; near its end, one at a time, so no thread sits on items others could send.
+    return max(1, min(CLAIM_MAX, queued // (2 * settings.ONEOFFICE_MAX_IN_FLIGHT)))
+
+
+def _worker(work: _Slice) -> None:
     try:
-        while time.monotonic() < deadline:
-            claimed = _claim_next(batch.pk)
+        while time.monotonic() < work.deadline:
+            claimed = _claim(work.batch, work.claim_size)
             if claimed is None:
                 return
             if isinstance(claimed, datetime):
                 wait = (claimed - timezone.now()).total_seconds()
-                if time.monotonic() + wait > deadline:
+                if time.monotonic() + wait > work.deadline:
                     return
                 time.sleep(max(wait, 0))
                 continue
-            _run(batch, claimed)
+            items, objects = claimed
+            for index, item in enumerate(items):
+                if not work.may_send():
+                    # Past the slice, or paused: the rest go back to the queue (the next claim
+                    # waits out the pause).
+                    _unclaim(items[index:])
+                    break
+                _run(work, item, objects.get(item.object_id))
     finally:
         # Each thread has its own connection; the cluster worker would otherwise leak them.
         connections.close_all()
 
 
-def _claim_next(batch_id: int) -> BatchItem | datetime | None:
-    """The next queued item, claimed; the end of the batch's pause; or None when none is left."""
+def _claim(
+    batch: Batch, size: int
+) -> tuple[list[BatchItem], dict[int, Customer | Order]] | datetime | None:
+    """Claim up to `size` queued items, first ones first, with their objects; or the end of the
+    batch's pause; or None when no item is left queued."""
+    batch_id = batch.pk
+    queued = BatchItem.objects.filter(batch_id=batch_id, state=State.QUEUED)
     while True:
         now = timezone.now()
-        candidates = list(
-            BatchItem.objects.filter(batch_id=batch_id, state=State.QUEUED)
-            .order_by("position")
-            .values("pk", "object_id", "object_label", "batch__paused_until")[
-                : settings.ONEOFFICE_MAX_IN_FLIGHT
-            ]
-        )
-        if not candidates:
-            return None
-        paused_until = candidates[0]["batch__paused_until"]
-        if paused_until is not None and paused_until > now:
-            return paused_until
-        # A random pick among the first few keeps threads from colliding on the same row.
-        pick = random.choice(candidates)
-        taken = BatchItem.objects.filter(pk=pick["pk"], state=State.QUEUED).update(
-            state=State.RUNNING, claimed_until=now + _item_hold(), started_at=now
+        token = secrets.token_hex(16)
+        not_paused = Q(batch__paused_until__isnull=True) | Q(batch__paused_until__lte=now)
+        first = queued.filter(not_paused).order_by("position").values("pk")[:size]
+        # The subquery picks; the outer condition is checked again on each row, so of two
+        # threads that picked the same items each item goes to one of them.
+        taken = BatchItem.objects.filter(pk__in=Subquery(first), state=State.QUEUED).update(
+            state=State.RUNNING,
+            claimed_by=token,
+            # No claimed item is started after the slice ends, and each is over within
+            # `_item_hold` of its start.
+            claimed_until=now + timedelta(seconds=BATCH_SLICE_SECONDS) + _item_hold(),
+            started_at=now,
         )
         if taken:
-            return BatchItem(
-                pk=pick["pk"],
-                batch_id=batch_id,
-                object_id=pick["object_id"],
-                object_label=pick["object_label"],
-                state=State.RUNNING,
-                started_at=now,
-            )
+            items = list(BatchItem.objects.filter(claimed_by=token, state=State.RUNNING))
+            items.sort(key=lambda item: item.position)
+            return items, _load(batch.kind, [item.object_id for item in items])
+        state = (
+            Batch.objects.filter(pk=batch_id)
+            .annotate(left=Exists(queued))
+            .values("paused_until", "left")
+            .get()
+        )
+        if not state["left"]:
+            return None
+        if state["paused_until"] is not None and state["paused_until"] > now:
+            return state["paused_until"]
+        # Another thread took the items this one picked: pick again.
 
 
-def _load(kind: str, object_id: int) -> Customer | Order | None:
-    if kind == Batch.Kind.CUSTOMER:
-        return Customer.objects.filter(pk=object_id).first()
-    return Order.objects.select_related("parent", "customer").filter(pk=object_id).first()
+def _unclaim(items: list[BatchItem]) -> None:
+    """Give claimed items that were not started back to the queue."""
+    BatchItem.objects.filter(
+        pk__in=[item.pk for item in items], claimed_by=items[0].claimed_by, state=State.RUNNING
+    ).update(state=State.QUEUED, claimed_by="", claimed_until=None, started_at=None)
 
 
-def _run(batch: Batch, item: BatchItem) -> None:
+def _load(kind: str, object_ids: list[int]) -> dict[int, Customer | Order]:
+    model: type[Customer | Order] = Customer if kind == Batch.Kind.CUSTOMER else Order
+    return model.objects.in_bulk(object_ids)
+
+
+def _run(work: _Slice, item: BatchItem, obj: Customer | Order | None) -> None:
+    batch = work.batch
     operation = OPERATIONS[(batch.kind, batch.action)]
-    obj = _load(batch.kind, item.object_id)
     pause_until = None
     if obj is None:
         state, message = State.REJECTED, f"{item.object_label} no longer exists; nothing was sent."
@@ -305,6 +354,7 @@ def _run(batch: Batch, item: BatchItem) -> None:
             now_status = "" if status == operation.done else f", now {status}"
             state, message = State.DONE, f"{result}: {operation.done}{now_status}."
     if pause_until is not None:
+        work.paused_until = max(pause_until, work.paused_until or pause_until)
         pause(batch.pk, until=pause_until)
     BatchItem.objects.filter(pk=item.pk, state=State.RUNNING).update(
         state=state, message=message, finished_at=timezone.now(), claimed_until=None

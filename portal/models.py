@@ -345,6 +345,8 @@ class BatchItem(models.Model):
     object_label = models.CharField(max_length=200)
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
     message = models.TextField(blank=True)
+    # Set by the claim that took the item (a worker thread claims a few at once).
+    claimed_by = models.CharField(max_length=32, blank=True, editable=False)
     claimed_until = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -5,6 +5,7 @@ batch's threads use their own database connections, so these tests commit for re
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -12,8 +13,9 @@ import pytest
 import time_machine
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.management import call_command
-from django.db import connections
+from django.db import connection, connections
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from django_q.models import Schedule
@@ -549,21 +551,56 @@ def test_sales_mark_an_active_subscription_auto_renew(staff):
     assert sub.status == Order.Status.ACTIVE
 
 
-def test_a_renewal_worked_as_a_batch_item_stays_within_its_query_budget(
-    sandbox, django_assert_max_num_queries
-):
-    (sub,) = _placed(1)
-    with _near_term_end(sub):
-        batch = _start([sub], action="renew")
-        # Claim 2, load 1, lease 2, re-read and pending renewal 2, attempt 4 and outcome 7 (each
-        # with its BEGIN and COMMIT), in-flight slot 2, the item's result 1.
-        with django_assert_max_num_queries(21):
-            item = batches._claim_next(batch.pk)
-            assert isinstance(item, BatchItem)
-            batches._run(batch, item)
-    assert batch.items.get().state == State.DONE
-    renewal = Order.objects.get(parent=sub)
-    sub.refresh_from_db()
-    assert renewal.status == Order.Status.ACTIVE
-    assert sub.current_term_end == renewal.term_end
-    assert _requests_per_id(sandbox, "createRenewalOrder") == {renewal.number: 1}
+def _work(batch: Batch, *, claim_size: int, seconds: float = 60) -> None:
+    """Work `batch` with one thread, this one, as a task's thread does."""
+    work = batches._Slice(batch=batch, deadline=time.monotonic() + seconds, claim_size=claim_size)
+    batches._worker(work)
+
+
+def test_renewals_worked_as_batch_items_stay_within_their_query_budget(sandbox):
+    subs = _placed(8)
+    with _near_term_end(subs[0]):
+        batch = _start(subs, action="renew")
+        with CaptureQueriesContext(connection) as queries:
+            _work(batch, claim_size=4)
+    statements = [query["sql"].split()[0] for query in queries.captured_queries]
+    reads_and_writes = [word for word in statements if word not in ("BEGIN", "COMMIT")]
+    # Per item: the lease and the re-read 2, the attempt 2 and the outcome 4 (a transaction
+    # each), the in-flight slot 2, the result 1; a claim (3) is shared by four items.
+    assert len(reads_and_writes) <= 12 * 8, statements
+    assert set(batch.items.values_list("state", flat=True)) == {State.DONE}
+    renewals = Order.objects.filter(parent__in=subs, status=Order.Status.ACTIVE)
+    assert renewals.count() == 8
+    assert _requests_per_id(sandbox, "createRenewalOrder") == Counter(
+        renewals.values_list("number", flat=True)
+    )
+
+
+def test_a_thread_gives_back_what_it_claimed_when_its_slice_ends(sandbox):
+    sandbox.latency = 0.3
+    orders = _drafts(4)
+    batch = _start(orders)
+    _work(batch, claim_size=4, seconds=0.1)
+    # The first item went out before the slice ended; the other three were never started.
+    assert batches.counts(batch)[State.DONE] == 1
+    back = batch.items.filter(state=State.QUEUED)
+    assert back.count() == 3
+    assert set(back.values_list("claimed_by", "started_at", "claimed_until")) == {("", None, None)}
+    sandbox.latency = 0.0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(batches, "enqueue", lambda batch_id: None)
+        batches.batch_work(batch_id=batch.pk)
+    assert set(batch.items.values_list("state", flat=True)) == {State.DONE}
+    assert _requests_per_id(sandbox, "createFirstOrder") == Counter(o.number for o in orders)
+
+
+def test_a_429_stops_a_thread_sending_the_rest_of_its_claim_until_the_pause_ends(sandbox, settings):
+    settings.ONEOFFICE_MAX_IN_FLIGHT = 1
+    batch = _start(_drafts(3))
+    sandbox.inject("createFirstOrder", "respond", status=429, body='"slow down"')
+    _work(batch, claim_size=3)
+    sent = [r for r in sandbox.requests if r["rpc_method"] == "createFirstOrder"]
+    assert len(sent) == 3
+    assert sent[1]["at"] - sent[0]["at"] >= settings.BATCH_NOT_NOW_PAUSE_SECONDS - 0.05
+    assert batches.counts(batch)[State.NOT_NOW] == 1
+    assert batches.counts(batch)[State.DONE] == 2
