@@ -240,7 +240,8 @@ class _Slice:
     batch: Batch
     deadline: float
     claim_size: int
-    # Set by the thread that heard "not now": the others send nothing more they claimed.
+    # Set when a thread learns the batch is paused: then no thread of this task sends more of
+    # what it claimed.
     paused_until: datetime | None = None
 
     def may_send(self) -> bool:
@@ -354,11 +355,24 @@ def _run(work: _Slice, item: BatchItem, obj: Customer | Order | None) -> None:
             now_status = "" if status == operation.done else f", now {status}"
             state, message = State.DONE, f"{result}: {operation.done}{now_status}."
     if pause_until is not None:
-        work.paused_until = max(pause_until, work.paused_until or pause_until)
         pause(batch.pk, until=pause_until)
-    BatchItem.objects.filter(pk=item.pk, state=State.RUNNING).update(
-        state=state, message=message, finished_at=timezone.now(), claimed_until=None
-    )
+    _settle(work, item, state=state, message=message)
+
+
+def _settle(work: _Slice, item: BatchItem, *, state: str, message: str) -> None:
+    """Record the item's result, and learn in the same statement whether another thread or
+    process paused the batch meanwhile (then this thread sends nothing more it claimed)."""
+    now = timezone.now()
+    result = {"state": state, "message": message, "finished_at": now, "claimed_until": None}
+    running = BatchItem.objects.filter(pk=item.pk, state=State.RUNNING)
+    paused = Batch.objects.filter(pk=work.batch.pk, paused_until__gt=now)
+    if running.filter(~Exists(paused)).update(**result):
+        return
+    # Paused, or the item was settled meanwhile from the call log: record it, see which.
+    running.update(**result)
+    until = Batch.objects.filter(pk=work.batch.pk).values_list("paused_until", flat=True).get()
+    if until is not None and until > now:
+        work.paused_until = max(until, work.paused_until or until)
 
 
 def _state_for(exc: provisioning.ProvisioningError, *, not_now: bool) -> str:

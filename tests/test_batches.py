@@ -604,3 +604,25 @@ def test_a_429_stops_a_thread_sending_the_rest_of_its_claim_until_the_pause_ends
     assert sent[1]["at"] - sent[0]["at"] >= settings.BATCH_NOT_NOW_PAUSE_SECONDS - 0.05
     assert batches.counts(batch)[State.NOT_NOW] == 1
     assert batches.counts(batch)[State.DONE] == 2
+
+
+def test_a_pause_set_by_another_process_stops_a_thread_after_the_item_it_is_sending(
+    sandbox, settings
+):
+    settings.ONEOFFICE_MAX_IN_FLIGHT = 1
+    sandbox.slow_seconds = 0.5
+    sandbox.inject("createFirstOrder", "slow")
+    batch = _start(_drafts(3))
+    worker = threading.Thread(target=_work, args=(batch,), kwargs={"claim_size": 3})
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not any(r["rpc_method"] == "createFirstOrder" for r in sandbox.requests):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    # Another cluster heard "not now" while this thread's first item was on the wire.
+    batches.pause(batch.pk, until=timezone.now() + timedelta(seconds=1))
+    worker.join(timeout=30)
+    sent = [r for r in sandbox.requests if r["rpc_method"] == "createFirstOrder"]
+    assert len(sent) == 3
+    assert sent[1]["at"] - sent[0]["at"] >= 1.0
+    assert batches.counts(batch)[State.DONE] == 3
