@@ -4,7 +4,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from customers.models import Customer
-from portal import changelists, provisioning
+from portal import changelists
 from portal.admin import (
     NeedsAttentionFilter,
     Provisioning,
@@ -72,17 +72,13 @@ class CustomerAdmin(LargeListAdminMixin, ProvisioningAdminMixin, admin.ModelAdmi
             name="register",
             label="Register on OneOffice",
             perms=(REGISTER,),
-            run=lambda customer, by: provisioning.customer_register(customer=customer, by=by),
             possible=lambda c: c.can(Customer.Action.REGISTER),
-            done="registered",
         ),
         Provisioning(
             name="retry",
             label="Retry",
             perms=(REGISTER,),
-            run=lambda customer, by: provisioning.customer_retry(customer=customer, by=by),
             possible=lambda c: c.can_retry(),
-            done="retried",
         ),
     )
 

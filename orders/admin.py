@@ -220,67 +220,49 @@ class OrderAdmin(
             name="place",
             label="Place on OneOffice",
             perms=("orders.place_order",),
-            run=lambda order, by: provisioning.order_place(order=order, by=by),
             possible=lambda o: o.can(Order.Action.PLACE),
-            done="placed",
         ),
         Provisioning(
             name="renew",
             label="Renew",
             perms=("orders.renew_order",),
-            run=lambda order, by: provisioning.order_renew(order=order, by=by),
             possible=lambda o: o.can(Order.Action.RENEW),
             confirm=_confirm_renew,
-            done="renewed",
         ),
         Provisioning(
             name="suspend",
             label="Suspend",
             perms=("orders.suspend_order",),
-            run=lambda order, by: provisioning.order_suspend(order=order, by=by),
             possible=lambda o: o.can(Order.Action.SUSPEND),
             confirm=_confirm_suspend,
-            done="suspended",
         ),
         Provisioning(
             name="cancel",
             label="Cancel subscription",
             perms=("orders.cancel_order",),
-            run=lambda order, by: provisioning.order_cancel(order=order, by=by),
             possible=lambda o: o.can(Order.Action.CANCEL),
             confirm=_confirm_cancel,
-            done="cancelled",
         ),
         Provisioning(
             name="mark_renewed",
             label="Mark as renewed",
             perms=("orders.renew_order",),
-            run=lambda order, by: provisioning.order_resolve_renewal(
-                renewal=order, renewed=True, by=by
-            ),
             possible=provisioning.order_needs_decision,
             confirm=_confirm_resolution(True),
-            done="renewed",
         ),
         Provisioning(
             name="mark_not_renewed",
             label="Mark as not renewed",
             perms=("orders.renew_order",),
-            run=lambda order, by: provisioning.order_resolve_renewal(
-                renewal=order, renewed=False, by=by
-            ),
             possible=provisioning.order_needs_decision,
             confirm=_confirm_resolution(False),
-            done="failed",
         ),
         Provisioning(
             name="retry",
             label="Retry",
             perms=tuple(f"orders.{verb}_order" for verb in ("place", "renew", "suspend", "cancel")),
             object_perm=lambda o: "orders." + provisioning.order_permission_for(o),
-            run=lambda order, by: provisioning.order_retry(order=order, by=by),
             possible=lambda o: o.can_retry(),
-            done="retried",
         ),
     )
 

@@ -29,15 +29,18 @@ from portal.models import ProvisioningCall
 
 @dataclass(frozen=True)
 class Provisioning:
-    """One provisioning action as the admin offers it: a bulk action and a change-page button."""
+    """One provisioning action as the admin offers it: a bulk action and a change-page button.
+
+    `name` is the action's name in `batches.OPERATIONS`, with the admin's model: one table
+    says which service function an action runs and what it is called when done, whether a
+    click, a small selection or a batch runs it.
+    """
 
     name: str
     label: str
     perms: tuple[str, ...]
-    run: Callable[..., object]
     possible: Callable[[object], bool]
     confirm: Callable[[object], str] | None = None
-    done: str = "done"
     # The permission one object needs, when it depends on the object (retry); else perms[0].
     object_perm: Callable[[object], str] | None = None
 
@@ -52,15 +55,16 @@ def report(request: HttpRequest, modeladmin: admin.ModelAdmin, action: Provision
             request, f"{obj}: not sent. You may not {action.label.lower()}.", messages.ERROR
         )
         return False
+    operation = batches.operation(modeladmin.model, action.name)
     try:
-        result = action.run(obj, by=request.user)
+        result = operation.run(obj, by=request.user)
     except provisioning.ProvisioningError as exc:
         # Each error says how it is reported, so no order of except clauses decides it.
         modeladmin.message_user(request, exc.summary(obj), exc.level)
     else:
         status = result.get_status_display()
-        now = "" if status == action.done else f", now {status}"
-        modeladmin.message_user(request, f"{result}: {action.done}{now}.", messages.SUCCESS)
+        now = "" if status == operation.done else f", now {status}"
+        modeladmin.message_user(request, f"{result}: {operation.done}{now}.", messages.SUCCESS)
         return True
     return False
 

@@ -73,7 +73,8 @@ def _order(run: Callable[..., object]) -> Callable[..., object]:
     return lambda obj, by: run(order=obj, by=by)
 
 
-# The public service function each batch action calls, per object, as a single click does.
+# The public service function each action calls, per object: a click, a small selection and a
+# batch item alike (the admin's actions are named after these).
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("customer", "register"): Operation(_customer(provisioning.customer_register), "registered"),
     ("customer", "retry"): Operation(_customer(provisioning.customer_retry), "retried"),
@@ -82,8 +83,21 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("order", "suspend"): Operation(_order(provisioning.order_suspend), "suspended"),
     ("order", "cancel"): Operation(_order(provisioning.order_cancel), "cancelled"),
     ("order", "retry"): Operation(_order(provisioning.order_retry), "retried"),
+    ("order", "mark_renewed"): Operation(
+        lambda obj, by: provisioning.order_resolve_renewal(renewal=obj, renewed=True, by=by),
+        "renewed",
+    ),
+    ("order", "mark_not_renewed"): Operation(
+        lambda obj, by: provisioning.order_resolve_renewal(renewal=obj, renewed=False, by=by),
+        "failed",
+    ),
     ("order", "auto-renew"): Operation(lambda obj, by: _auto_renew(obj), "renewed"),
 }
+
+
+def operation(model: type[Customer | Order], action: str) -> Operation:
+    """What `action` runs on an object of `model`."""
+    return OPERATIONS[(model._meta.model_name, action)]
 
 
 def _auto_renew(subscription: Order) -> Order:

@@ -135,6 +135,31 @@ def test_bulk_place_on_many_orders_records_a_batch_and_shows_its_page(staff, san
     assert text.count('class="batch-item state-done"') == 7
 
 
+def test_every_provisioning_action_the_admin_offers_runs_as_a_batch_too():
+    from django.contrib import admin
+
+    for model in (Customer, Order):
+        for action in admin.site._registry[model].provisioning_actions:
+            assert batches.operation(model, action.name).done, (model, action.name)
+
+
+def test_bulk_mark_as_renewed_on_many_orders_is_a_batch_with_a_result_per_item(staff, sandbox):
+    subs = _placed(6)
+    data = {
+        "action": "mark_renewed_selected",
+        ACTION_CHECKBOX_NAME: [o.pk for o in subs],
+        "index": 0,
+        "post": "yes",
+    }
+    response = staff.post(ORDERS, data)
+    batch = Batch.objects.get()
+    assert response.url == reverse("admin:portal_batch_change", args=[batch.pk])
+    # First orders await no decision: each one is refused by the portal, nothing is sent.
+    assert set(batch.items.values_list("state", flat=True)) == {State.REJECTED}
+    assert all("not a renewal" in m for m in batch.items.values_list("message", flat=True))
+    assert not any(r["rpc_method"] == "createRenewalOrder" for r in sandbox.requests)
+
+
 def test_bulk_action_refuses_objects_the_person_may_not_touch_per_item(client, sandbox):
     from django.contrib.auth.models import Permission
 
