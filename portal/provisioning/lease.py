@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import TypeVar
 
 from django.conf import settings
-from django.db.models import Field, Q
+from django.db.models import Field, ForeignKey, Q
 from django.utils import timezone
 
 from customers.models import Customer
@@ -100,7 +100,7 @@ def _copy_fields(fresh: Subject, subject: Subject) -> None:
     # What `refresh_from_db` does with the row it reads: related rows are read again too.
     for field in subject._meta.concrete_fields:
         setattr(subject, field.attname, getattr(fresh, field.attname))
-        if field.is_relation and field.is_cached(subject):
+        if isinstance(field, ForeignKey) and field.is_cached(subject):
             field.delete_cached_value(subject)
     for relation in subject._meta.related_objects:
         if relation.is_cached(subject):
@@ -113,7 +113,7 @@ def field_label(subject: Subject, name: str) -> str:
     return str(field.verbose_name) if isinstance(field, Field) else name
 
 
-def reload_and_check_state(subject: Subject, attempt: int | None, *, action: str) -> bool:
+def reload_and_check_state(subject: S, attempt: int | None, *, action: str) -> bool:
     """Under the lease: re-read the object and check its state allows `action`.
 
     True when this continues the pending operation (a retry), False when it starts it.

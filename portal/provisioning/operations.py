@@ -377,17 +377,17 @@ def _placed(order: Order, reply: oneoffice.Reply | None, applied_on: date) -> li
 
 
 def _renewed(renewal: Order, reply: oneoffice.Reply | None, applied_on: date) -> list[str]:
-    if renewal.parent_id is None:
-        raise NotAllowed(f"{renewal} is not a renewal; it has no first order.")
     # The subscription as read under the lease this process holds: nobody else changes its
     # term or status meanwhile, so its UPDATE, conditional on the lease, also frees it.
     subscription = renewal.parent
+    if subscription is None:
+        raise NotAllowed(f"{renewal} is not a renewal; it has no first order.")
     fields, subscription_fields = _renew_onto(renewal, subscription, applied_on)
     held = subscription.lease_until is not None
     if not held or not save_releasing_lease(subscription, subscription_fields):
         # Not under this process's lease (it lapsed under a stalled call): read the row again,
         # locked, so what another process did meanwhile is built on, not overwritten.
-        subscription = Order.objects.select_for_update().get(pk=renewal.parent_id)
+        subscription = Order.objects.select_for_update().get(pk=subscription.pk)
         fields, subscription_fields = _renew_onto(renewal, subscription, applied_on)
         subscription.save(update_fields=subscription_fields)
     return fields
