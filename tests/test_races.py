@@ -466,3 +466,14 @@ def test_an_outcome_frees_the_lease_it_held(slow_vendor, method):
     call, read = _setup(method)
     call()
     assert read().lease_until is None
+
+
+def test_an_outcome_rolled_back_after_freeing_the_lease_still_frees_it_on_the_way_out(sandbox):
+    from portal.provisioning.lease import leased, save_releasing_lease
+
+    order = _subscription()
+    with pytest.raises(RuntimeError), leased(order), transaction.atomic():
+        assert save_releasing_lease(order, ["status"])
+        raise RuntimeError("the rest of the outcome failed")
+    assert Order.objects.get(pk=order.pk).lease_until is None
+    assert order.lease_until is None

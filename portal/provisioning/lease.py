@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import TypeVar
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Field, ForeignKey, Q
 from django.utils import timezone
 
@@ -67,8 +68,9 @@ def save_releasing_lease(subject: Subject, fields: list[str]) -> bool:
     rows = type(subject).objects.filter(pk=subject.pk, lease_until=held)
     if not rows.update(**values, lease_until=None):
         return False
-    subject.lease_until = None
     subject.remember_stored(list(values))
+    # Only once it is committed: rolled back, the lease is still held and `leased` frees it.
+    transaction.on_commit(lambda: setattr(subject, "lease_until", None))
     return True
 
 
