@@ -101,11 +101,17 @@ def auto_renew_one(*, subscription: Order) -> Order:
     Refused, with nothing sent, when the term moved on since the claim (someone renewed it
     by hand meanwhile): the job renews a term once, never the next one.
     """
-    claim = subscription.auto_renewals.order_by("-created_at").first()
-    if claim is None or claim.term_end != subscription.current_term_end:
+    # The claim with the subscription's term end as stored now, not as the caller read it.
+    claim = (
+        subscription.auto_renewals.order_by("-created_at")
+        .values("term_end", "subscription__current_term_end")
+        .first()
+    )
+    term_end = claim["subscription__current_term_end"] if claim else None
+    if claim is None or claim["term_end"] != term_end:
         raise provisioning.NotAllowed(
             f"{subscription} was renewed meanwhile (term now ends "
-            f"{subscription.current_term_end:%d %b %Y}); not renewed again."
+            f"{term_end or subscription.current_term_end:%d %b %Y}); not renewed again."
         )
     return provisioning.order_renew(order=subscription, by=None)
 

@@ -63,6 +63,9 @@ CLAIM_MAX = 4
 class Operation:
     run: Callable[..., object]
     done: str
+    # The OneOffice method it calls: a batch item left running by a dead task is settled from
+    # a call of this method only. Empty for a retry (whatever is pending) or a decision (none).
+    method: str = ""
 
 
 def _customer(run: Callable[..., object]) -> Callable[..., object]:
@@ -76,12 +79,18 @@ def _order(run: Callable[..., object]) -> Callable[..., object]:
 # The public service function each action calls, per object: a click, a small selection and a
 # batch item alike (the admin's actions are named after these).
 OPERATIONS: dict[tuple[str, str], Operation] = {
-    ("customer", "register"): Operation(_customer(provisioning.customer_register), "registered"),
+    ("customer", "register"): Operation(
+        _customer(provisioning.customer_register), "registered", "createCustomer"
+    ),
     ("customer", "retry"): Operation(_customer(provisioning.customer_retry), "retried"),
-    ("order", "place"): Operation(_order(provisioning.order_place), "placed"),
-    ("order", "renew"): Operation(_order(provisioning.order_renew), "renewed"),
-    ("order", "suspend"): Operation(_order(provisioning.order_suspend), "suspended"),
-    ("order", "cancel"): Operation(_order(provisioning.order_cancel), "cancelled"),
+    ("order", "place"): Operation(_order(provisioning.order_place), "placed", "createFirstOrder"),
+    ("order", "renew"): Operation(
+        _order(provisioning.order_renew), "renewed", "createRenewalOrder"
+    ),
+    ("order", "suspend"): Operation(
+        _order(provisioning.order_suspend), "suspended", "suspendOrder"
+    ),
+    ("order", "cancel"): Operation(_order(provisioning.order_cancel), "cancelled", "cancelOrder"),
     ("order", "retry"): Operation(_order(provisioning.order_retry), "retried"),
     ("order", "mark_renewed"): Operation(
         lambda obj, by: provisioning.order_resolve_renewal(renewal=obj, renewed=True, by=by),
@@ -91,7 +100,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         lambda obj, by: provisioning.order_resolve_renewal(renewal=obj, renewed=False, by=by),
         "failed",
     ),
-    ("order", "auto-renew"): Operation(lambda obj, by: _auto_renew(obj), "renewed"),
+    ("order", "auto-renew"): Operation(
+        lambda obj, by: _auto_renew(obj), "renewed", "createRenewalOrder"
+    ),
 }
 
 
@@ -318,7 +329,9 @@ def _claim(
             started_at=now,
         )
         if taken:
-            items = list(BatchItem.objects.filter(claimed_by=token, state=State.RUNNING))
+            items = list(
+                BatchItem.objects.filter(batch_id=batch_id, claimed_by=token, state=State.RUNNING)
+            )
             items.sort(key=lambda item: item.position)
             return items, _load(batch.kind, [item.object_id for item in items])
         state = (
@@ -342,8 +355,10 @@ def _unclaim(items: list[BatchItem]) -> None:
 
 
 def _load(kind: str, object_ids: list[int]) -> dict[int, Customer | Order]:
-    model: type[Customer | Order] = Customer if kind == Batch.Kind.CUSTOMER else Order
-    return model.objects.in_bulk(object_ids)
+    if kind == Batch.Kind.CUSTOMER:
+        return dict(Customer.objects.in_bulk(object_ids))
+    # A renewal's retry runs on its subscription, its parent.
+    return dict(Order.objects.select_related("parent").in_bulk(object_ids))
 
 
 def _run(work: _Slice, item: BatchItem, obj: Customer | Order | None) -> None:
@@ -378,7 +393,8 @@ def _settle(work: _Slice, item: BatchItem, *, state: str, message: str) -> None:
     process paused the batch meanwhile (then this thread sends nothing more it claimed)."""
     now = timezone.now()
     result = {"state": state, "message": message, "finished_at": now, "claimed_until": None}
-    running = BatchItem.objects.filter(pk=item.pk, state=State.RUNNING)
+    # Only under this claim: an item settled and queued again meanwhile is not this one's.
+    running = BatchItem.objects.filter(pk=item.pk, state=State.RUNNING, claimed_by=item.claimed_by)
     paused = Batch.objects.filter(pk=work.batch.pk, paused_until__gt=now)
     if running.filter(~Exists(paused)).update(**result):
         return
@@ -448,27 +464,31 @@ def _calls_about(kind: str, object_id: int):
 def _recover_stale_items(batch: Batch) -> None:
     """Settle items whose task died while running them, from the call log, without sending.
 
-    No call since the item started: nothing was sent, so it is queued again. Otherwise the
-    item takes the outcome of that call; a call left in flight is an unknown outcome, which
-    the service's retry sweep settles with the same ids.
+    A thread runs the items of one claim in order and settles each before starting the next,
+    so of a dead claim's items still running only the first may have been started: the others
+    are queued again at once. For that first one, no call of the batch's method since the
+    claim means nothing was sent, so it is queued again; otherwise it takes the outcome of
+    that call, and a call left in flight is an unknown outcome, which the service's retry
+    sweep settles with the same ids.
     """
     now = timezone.now()
-    for item in batch.items.filter(state=State.RUNNING, claimed_until__lt=now):
-        call = (
-            _calls_about(batch.kind, item.object_id)
-            .filter(started_at__gte=item.started_at)
-            .order_by("-started_at", "-id")
-            .first()
-        )
+    method = OPERATIONS[(batch.kind, batch.action)].method
+    stale = batch.items.filter(state=State.RUNNING, claimed_until__lt=now)
+    seen: set[str] = set()
+    for item in stale.order_by("claimed_by", "position"):
+        # (An item with no claim token was claimed alone.)
+        first_of_claim = not item.claimed_by or item.claimed_by not in seen
+        seen.add(item.claimed_by)
+        calls = _calls_about(batch.kind, item.object_id).filter(started_at__gte=item.started_at)
+        if method:
+            calls = calls.filter(method=method)
+        call = calls.order_by("-started_at", "-id").first() if first_of_claim else None
+        unsettled = BatchItem.objects.filter(pk=item.pk, state=State.RUNNING)
         if call is None:
-            BatchItem.objects.filter(pk=item.pk, state=State.RUNNING).update(
-                state=State.QUEUED, claimed_until=None, started_at=None
-            )
+            unsettled.update(state=State.QUEUED, claimed_by="", claimed_until=None, started_at=None)
             continue
         state, message = _state_from_call(call)
-        BatchItem.objects.filter(pk=item.pk, state=State.RUNNING).update(
-            state=state, message=f"{item.object_label}: {message}", finished_at=now
-        )
+        unsettled.update(state=state, message=f"{item.object_label}: {message}", finished_at=now)
 
 
 def _state_from_call(call: ProvisioningCall) -> tuple[str, str]:

@@ -371,6 +371,46 @@ def test_a_task_that_died_mid_item_is_settled_from_the_call_log_never_resent(san
     assert _requests_per_id(sandbox, "createFirstOrder") == Counter(o.number for o in orders)
 
 
+def test_a_dead_claim_is_settled_from_its_first_item_and_the_batch_method_only(sandbox):
+    subs = _placed(3)
+    batch = _start(subs, action="suspend")
+    past = timezone.now() - timedelta(minutes=10)
+    # One thread claimed all three and died; its items are left running, claim expired.
+    batch.items.update(state=State.RUNNING, claimed_by="dead", claimed_until=past, started_at=past)
+    outcome = ProvisioningCall.Outcome.OK
+    # Calls since the claim that are not the batch's: a renewal's on the first item, and a
+    # suspension on the second, which the dead thread cannot have started before the first.
+    for sub, method in [(subs[0], "createRenewalOrder"), (subs[1], "suspendOrder")]:
+        ProvisioningCall.objects.create(
+            method=method, params={}, customer=sub.customer, order=sub, outcome=outcome
+        )
+    Batch.objects.filter(pk=batch.pk).update(worked_until=past)
+    assert batches.batch_resume_stalled() == 1  # inline: the new task works the batch
+    assert set(batch.items.values_list("state", flat=True)) == {State.DONE}
+    # Nothing was taken for done that was not: each one was suspended, once.
+    assert _requests_per_id(sandbox, "suspendOrder") == Counter(s.number for s in subs)
+    statuses = Order.objects.filter(pk__in=[s.pk for s in subs]).values_list("status", flat=True)
+    assert set(statuses) == {Order.Status.SUSPENDED}
+
+
+def test_an_object_deleted_after_its_claim_is_refused_as_gone_not_busy(sandbox):
+    (order,) = _drafts(1)
+    claimed_copy = Order.objects.get(pk=order.pk)
+    Order.objects.filter(pk=order.pk).delete()
+    with pytest.raises(provisioning.NotAllowed, match="no longer exists"):
+        provisioning.order_place(order=claimed_copy)
+
+
+def test_a_customer_corrected_after_its_claim_is_sent_as_corrected(sandbox):
+    customer = CustomerFactory()
+    Customer.objects.filter(pk=customer.pk).update(admin_email="not an address")
+    claimed_copy = Customer.objects.get(pk=customer.pk)
+    Customer.objects.filter(pk=customer.pk).update(admin_email="it@corrected.example")
+    assert provisioning.customer_register(customer=claimed_copy).status == "registered"
+    sent = [r["json"]["params"] for r in sandbox.requests if r["rpc_method"] == "createCustomer"]
+    assert [params["admin"]["email"] for params in sent] == ["it@corrected.example"]
+
+
 def test_resume_leaves_batches_being_worked_alone(sandbox):
     batch = _start(_drafts(6))
     Batch.objects.filter(pk=batch.pk).update(worked_until=timezone.now() + timedelta(minutes=1))
@@ -539,6 +579,19 @@ def test_auto_renewal_does_not_renew_a_term_renewed_by_hand_meanwhile(sandbox):
     item = batch.items.get()
     assert item.state == State.REJECTED
     assert "renewed meanwhile" in item.message
+    assert _requests_per_id(sandbox, "createRenewalOrder").total() == 1
+
+
+def test_auto_renewal_reads_the_term_as_stored_not_as_the_batch_loaded_it(sandbox):
+    (sub,) = _auto_subscriptions(1)
+    with _near_term_end(sub):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(batches, "enqueue", lambda batch_id: None)
+            autorenew.auto_renew_due()
+        loaded = Order.objects.get(pk=sub.pk)
+        provisioning.order_renew(order=Order.objects.get(pk=sub.pk))
+        with pytest.raises(provisioning.NotAllowed, match="renewed meanwhile"):
+            autorenew.auto_renew_one(subscription=loaded)
     assert _requests_per_id(sandbox, "createRenewalOrder").total() == 1
 
 

@@ -39,6 +39,8 @@ def leased(subject: Subject) -> Iterator[None]:
         .update(lease_until=until)
     )
     if not taken:
+        if not model.objects.filter(pk=subject.pk).exists():
+            raise NotAllowed(f"{subject} no longer exists. Nothing was sent.")
         raise Busy(f"{subject} is being sent to OneOffice right now by another request.")
     # The instance knows it holds the lease: the outcome's UPDATE frees it in passing
     # (`save_releasing_lease`), and then nothing is left to release here.
@@ -99,8 +101,11 @@ def reload(subject: S, *, also: Q | None = None) -> list[S]:
 
 
 def _copy_fields(fresh: Subject, subject: Subject) -> None:
-    # What `refresh_from_db` does with the row it reads: related rows are read again too.
+    # What `refresh_from_db` does with the row it reads: related rows are read again too. The
+    # lease is left as `leased` set it: the one this process holds, whatever the row says.
     for field in subject._meta.concrete_fields:
+        if field.attname == "lease_until":
+            continue
         setattr(subject, field.attname, getattr(fresh, field.attname))
         if isinstance(field, ForeignKey) and field.is_cached(subject):
             field.delete_cached_value(subject)

@@ -57,8 +57,9 @@ def customer_register(
     What is stored is sent: a `customer` holding unsaved changes to it is refused (`NotAllowed`),
     as with every operation here.
     """
-    if attempt is None and customer.is_editable:
-        # Invalid values the caller holds are refused, not quietly replaced by the stored row.
+    if attempt is None and customer.is_editable and customer.unsaved_fields():
+        # Invalid values the caller holds are refused, not quietly replaced by the stored row;
+        # what is stored is checked under the lease.
         validate(customer)
     with leased(customer):
         retrying = reload_and_check_state(customer, attempt, action=Customer.Action.REGISTER)
@@ -85,8 +86,9 @@ def order_place(
     """
     if not order.is_first_order:
         raise NotAllowed(f"{order} is a renewal; only first orders are placed.")
-    if attempt is None and order.is_editable:
-        # Invalid values the caller holds are refused, not quietly replaced by the stored row.
+    if attempt is None and order.is_editable and order.unsaved_fields():
+        # Invalid values the caller holds are refused, not quietly replaced by the stored row;
+        # what is stored is checked under the lease.
         validate(order)
     with leased(order):
         retrying = reload_and_check_state(order, attempt, action=Order.Action.PLACE)
