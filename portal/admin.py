@@ -48,6 +48,18 @@ class Provisioning:
         return self.object_perm(obj) if self.object_perm else self.perms[0]
 
 
+# A bulk confirmation lists this many of the objects, then says how many more.
+CONFIRM_LISTED = 50
+
+
+def confirmed_ids(value: str) -> list[int] | None:
+    """The ids a bulk confirmation posted back ("12,13,40"), or None when it is not that."""
+    parts = value.split(",")
+    if not all(part.isascii() and part.isdigit() and len(part) <= 18 for part in parts):
+        return None
+    return [int(part) for part in parts]
+
+
 def report(request: HttpRequest, modeladmin: admin.ModelAdmin, action: Provisioning, obj) -> bool:
     """Run one action on one object and tell the user what happened to it."""
     if not request.user.has_perm(action.permission(obj)):
@@ -91,6 +103,14 @@ class ProvisioningAdminMixin:
 
     def _bulk(self, action: Provisioning):
         def run_selected(modeladmin, request, queryset):
+            if request.POST.get("post") == "yes" and "confirmed_ids" in request.POST:
+                # Exactly what the confirmation listed, of what the list still holds.
+                ids = confirmed_ids(request.POST["confirmed_ids"])
+                if ids is None:
+                    unreadable = "The confirmation could not be read; nothing was sent."
+                    modeladmin.message_user(request, unreadable, messages.ERROR)
+                    return None
+                queryset = queryset.filter(pk__in=ids)
             objects = list(queryset)
             if action.confirm and request.POST.get("post") != "yes":
                 return self._confirmation(request, action, objects, bulk=True)
@@ -170,7 +190,11 @@ class ProvisioningAdminMixin:
                 "title": f"{action.label}: are you sure?",
                 "opts": opts,
                 "action": action,
-                "items": [(obj, action.confirm(obj)) for obj in objects],
+                "items": [(obj, action.confirm(obj)) for obj in objects[:CONFIRM_LISTED]],
+                "more": max(0, len(objects) - CONFIRM_LISTED),
+                # Posted back as one field, however many: a form field per object would pass
+                # Django's DATA_UPLOAD_MAX_NUMBER_FIELDS (1,000) on a large selection.
+                "confirmed_ids": ",".join(str(obj.pk) for obj in objects),
                 "bulk": bulk,
                 "action_name": f"{action.name}_selected",
                 "action_checkbox_name": ACTION_CHECKBOX_NAME,

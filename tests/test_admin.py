@@ -1,6 +1,7 @@
 """The admin for sales staff: actions posted to the changelist, change-page buttons posted to
 their URLs, confirmation pages, read-only fields, the call log and the sandbox banner."""
 
+import re
 from datetime import UTC, date, datetime
 
 import pytest
@@ -371,6 +372,12 @@ def test_confirmation_button_asks_first_then_acts_on_post(
     assert sandbox.snapshot()["orders"][order.number]["status"] == done
 
 
+def confirmation_form(html: str) -> dict[str, str]:
+    """The hidden fields of a confirmation page's form, as its button posts them."""
+    fields = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', html)
+    return dict(fields)
+
+
 @pytest.mark.parametrize(("action", "done"), [("suspend", "suspended"), ("cancel", "cancelled")])
 def test_bulk_suspend_and_cancel_ask_first_then_act_on_post_yes(
     staff, sandbox, order_in, action, done
@@ -385,13 +392,14 @@ def test_bulk_suspend_and_cancel_ask_first_then_act_on_post_yes(
     html = page.content.decode()
     for order in orders:
         assert f"{order.number} for" in html
-        assert f'name="{ACTION_CHECKBOX_NAME}" value="{order.pk}"' in html
-    assert 'name="post" value="yes"' in html
+    form = confirmation_form(html)
+    assert sorted(form["confirmed_ids"].split(",")) == sorted(str(o.pk) for o in orders)
+    assert form["post"] == "yes"
     assert len(sandbox.requests) == sent
     assert set(Order.objects.values_list("status", flat=True)) == {"active"}
 
-    data = {"action": f"{action}_selected", ACTION_CHECKBOX_NAME: [o.pk for o in orders]}
-    response = staff.post(ORDERS, {**data, "post": "yes"}, follow=True)
+    # What the page's "Yes" button posts.
+    response = staff.post(ORDERS, form, follow=True)
 
     assert sorted(_messages(response)) == sorted(
         ("success", f"{order}: {done}.") for order in orders

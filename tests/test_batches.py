@@ -160,6 +160,44 @@ def test_bulk_mark_as_renewed_on_many_orders_is_a_batch_with_a_result_per_item(s
     assert not any(r["rpc_method"] == "createRenewalOrder" for r in sandbox.requests)
 
 
+def test_bulk_suspend_of_more_than_a_thousand_orders_confirms_and_starts_one_batch(staff):
+    from tests.test_admin import confirmation_form
+
+    customer = provisioning.customer_register(customer=CustomerFactory())
+    today = timezone.localdate()
+    Order.objects.bulk_create(
+        Order(
+            number=f"O-BULK{i:05d}",
+            customer=customer,
+            product=Order.Product.OO_STD,
+            licenses=1,
+            duration=Order.Duration.MONTHLY,
+            status=Order.Status.ACTIVE,
+            term_start=today,
+            term_end=today + timedelta(days=30),
+            current_term_end=today + timedelta(days=30),
+        )
+        for i in range(1010)
+    )
+    first = Order.objects.order_by("pk").first()
+    # "Select all 1,010" on the list, then Suspend.
+    data = {"action": "suspend_selected", ACTION_CHECKBOX_NAME: [first.pk], "select_across": 1}
+    page = staff.post(ORDERS, {**data, "index": 0})
+    html = page.content.decode()
+    assert html.count("<li>Suspend subscription O-BULK") == 50
+    assert "… and 960 more orders." in html
+    form = confirmation_form(html)
+    assert len(form["confirmed_ids"].split(",")) == 1010
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(batches, "enqueue", lambda batch_id: None)
+        response = staff.post(ORDERS, form)
+    batch = Batch.objects.get()
+    assert response.status_code == 302
+    assert response.url == reverse("admin:portal_batch_change", args=[batch.pk])
+    assert (batch.action, batch.total, batch.items.count()) == ("suspend", 1010, 1010)
+
+
 def test_bulk_action_refuses_objects_the_person_may_not_touch_per_item(client, sandbox):
     from django.contrib.auth.models import Permission
 

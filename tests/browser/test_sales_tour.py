@@ -152,3 +152,33 @@ def test_bulk_suspend_and_cancel_ask_first(page, sales_user, sandbox):
     _confirm(page)
     first.refresh_from_db()
     assert first.status == "cancelled"
+
+
+def test_select_all_then_suspend_confirms_and_follows_the_batch(page, sales_user, sandbox):
+    customer = registered()
+    subs = [subscription(customer, placed_on=due_in(20)) for _ in range(105)]
+    login(page, sales_user)
+    page.goto("/admin/orders/order/")
+
+    # One page shows 100; "Select all 105 orders" takes the rest.
+    page.check("#action-toggle")
+    page.get_by_role("button", name="Select all 105 orders").click()
+    sent = len(sandbox.requests)
+    _run_action(page, "suspend_selected")
+    items = page.locator(".provisioning-confirmation li").all_inner_texts()
+    assert len(items) == 51
+    assert all("Suspend subscription" in item for item in items[:50])
+    assert items[-1] == "… and 55 more orders."
+    assert len(sandbox.requests) == sent
+
+    _confirm(page)
+    assert re.search(r"/admin/portal/batch/\d+/change/$", page.url)
+    page.wait_for_function(
+        "document.querySelector('.batch-count').innerText.startsWith('105 of 105')",
+        timeout=60_000,
+    )
+    assert page.locator("tr.batch-item.state-done").count() == 100  # the first page of items
+    suspended = Order.objects.filter(pk__in=[s.pk for s in subs], status="suspended")
+    assert suspended.count() == 105
+    numbers = [r["json"]["params"]["id"] for r in sandbox.requests[sent:]]
+    assert sorted(numbers) == sorted(s.number for s in subs)
