@@ -31,6 +31,7 @@ from orders.models import Order, ReminderRun, RenewalReminder
 from orders.pricing import format_money
 from orders.selectors import order_list_due_for_renewal
 from portal.inputs import one_line
+from portal.sql import insert_select
 
 logger = logging.getLogger(__name__)
 
@@ -200,25 +201,17 @@ def _claim(due: QuerySet[Order], run: ReminderRun) -> None:
         .order_by()
         .values(claim_order=F("pk"), claim_term_end=F("current_term_end"))
     )
-    alias = RenewalReminder.objects.db
-    connection = connections[alias]
-    select_sql, select_params = source.query.get_compiler(alias).as_sql()
-    qn = connection.ops.quote_name
-    table = RenewalReminder._meta
-    columns = ", ".join(
-        qn(table.get_field(name).column)
-        for name in ("subscription", "term_end", "run", "forced", "recipients", "created_at")
-    )
+    connection = connections[RenewalReminder.objects.db]
     created_at = connection.ops.adapt_datetimefield_value(timezone.now())
     # WHERE 1 = 1: SQLite needs a WHERE before ON CONFLICT in an INSERT ... SELECT.
-    sql = (
-        f"INSERT INTO {qn(table.db_table)} ({columns}) "
-        f"SELECT due.claim_order, due.claim_term_end, %s, %s, %s, %s "
-        f"FROM ({select_sql}) due WHERE 1 = 1 ORDER BY due.claim_order "
-        "ON CONFLICT DO NOTHING"
+    insert_select(
+        RenewalReminder,
+        ["subscription", "term_end", "run", "forced", "recipients", "created_at"],
+        source,
+        "src.claim_order, src.claim_term_end, %s, %s, %s, %s",
+        [run.pk, False, "", created_at],
+        suffix="WHERE 1 = 1 ORDER BY src.claim_order ON CONFLICT DO NOTHING",
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [run.pk, False, "", created_at, *select_params])
 
 
 def _claimed(run: ReminderRun, today: date) -> list[_Item]:

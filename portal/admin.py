@@ -111,12 +111,11 @@ class ProvisioningAdminMixin:
                     modeladmin.message_user(request, unreadable, messages.ERROR)
                     return None
                 queryset = queryset.filter(pk__in=ids)
-            objects = list(queryset)
             if action.confirm and request.POST.get("post") != "yes":
-                return self._confirmation(request, action, objects, bulk=True)
-            if len(objects) > batches.sync_limit():
-                return start_batch(request, modeladmin, action, objects)
-            for obj in objects:
+                return self._confirmation(request, action, list(queryset), bulk=True)
+            if queryset.count() > batches.sync_limit():
+                return start_batch(request, modeladmin, action, queryset)
+            for obj in queryset:
                 report(request, modeladmin, action, obj)
             return None
 

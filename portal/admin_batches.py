@@ -27,12 +27,18 @@ State = BatchItem.State
 
 
 def start_batch(request, modeladmin, action, objects):
-    """Record a batch of the admin's `action` on `objects` and send the person to its page."""
-    rejected = {
-        obj.pk: f"{obj}: not sent. You may not {action.label.lower()}."
-        for obj in objects
-        if not request.user.has_perm(action.permission(obj))
-    }
+    """Record a batch of the admin's `action` on `objects` (a list, or a whole queryset) and
+    send the person to its page."""
+    rejected = {}
+    if not all(request.user.has_perm(perm) for perm in action.perms):
+        # Allowed on some objects only (a retry needs the permission of what is pending):
+        # each one is checked, and those refused are settled at once, never sent.
+        objects = list(objects)
+        rejected = {
+            obj.pk: f"{obj}: not sent. You may not {action.label.lower()}."
+            for obj in objects
+            if not request.user.has_perm(action.permission(obj))
+        }
     batch = batches.batch_start(
         kind=modeladmin.model._meta.model_name,
         action=action.name,
@@ -43,7 +49,7 @@ def start_batch(request, modeladmin, action, objects):
     )
     modeladmin.message_user(
         request,
-        f"{action.label}: {len(objects)} {modeladmin.model._meta.verbose_name_plural} are being "
+        f"{action.label}: {batch.total} {modeladmin.model._meta.verbose_name_plural} are being "
         "sent to OneOffice in the background. This page shows each result as it lands.",
         messages.SUCCESS,
     )

@@ -27,7 +27,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connections, transaction
-from django.db.models import Count, Exists, Q, Subquery
+from django.db.models import Count, Exists, F, Q, QuerySet, Subquery, Value, Window
+from django.db.models.functions import Concat, Left, RowNumber
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -35,6 +36,7 @@ from customers.models import Customer
 from orders.models import Order
 from portal import provisioning
 from portal.models import Batch, BatchItem, ProvisioningCall
+from portal.sql import insert_select
 
 logger = logging.getLogger(__name__)
 
@@ -158,19 +160,21 @@ def batch_start(
     """
     if (kind, action) not in OPERATIONS:
         raise ValueError(f"no batch action {action!r} for {kind}")
-    objects = list(objects)
     rejected = rejected or {}
     now = timezone.now()
+    if isinstance(objects, QuerySet) and claim is None and not rejected:
+        # A whole list, however long: its items are written by the database itself.
+        with transaction.atomic():
+            batch = _create(kind, action, label, by, job, total=0, now=now)
+            batch.total = _insert_items(batch, objects)
+            batch.save(update_fields=["total"])
+            tasks = _tasks_for(batch.total)
+            transaction.on_commit(lambda: [enqueue(batch.pk) for _ in range(tasks)])
+        logger.info("%s recorded", batch)
+        return batch
+    objects = list(objects)
     with transaction.atomic():
-        batch = Batch.objects.create(
-            kind=kind,
-            action=action,
-            label=label,
-            created_by=by if by is not None and by.pk else None,
-            job=job,
-            total=len(objects),
-            worked_until=now + START_GRACE,
-        )
+        batch = _create(kind, action, label, by, job, total=len(objects), now=now)
         if claim is not None:
             objects = claim(batch, objects)
             if not objects:
@@ -195,6 +199,42 @@ def batch_start(
         transaction.on_commit(lambda: [enqueue(batch.pk) for _ in range(tasks)])
     logger.info("%s recorded", batch)
     return batch
+
+
+def _create(kind, action, label, by, job, *, total: int, now: datetime) -> Batch:
+    return Batch.objects.create(
+        kind=kind,
+        action=action,
+        label=label,
+        created_by=by if by is not None and by.pk else None,
+        job=job,
+        total=total,
+        worked_until=now + START_GRACE,
+    )
+
+
+def _insert_items(batch: Batch, objects: QuerySet) -> int:
+    """Queue one item per object of `objects`, in id order, in one INSERT ... SELECT (the
+    admin's POST answers as fast for 10,000 objects as for 10). Returns how many."""
+    model = objects.model
+    label = F("number") if model is Order else Concat("name", Value(" ("), "code", Value(")"))
+    source = (
+        # Each object once, whatever joins the list's own query made.
+        model._base_manager.filter(pk__in=objects.order_by().values("pk"))
+        .order_by()
+        .values(
+            item_object=F("pk"),
+            item_label=Left(label, BatchItem._meta.get_field("object_label").max_length),
+            item_position=Window(RowNumber(), order_by=F("pk").asc()),
+        )
+    )
+    return insert_select(
+        BatchItem,
+        ["batch", "position", "object_id", "object_label", "state", "message", "claimed_by"],
+        source,
+        "%s, src.item_position - 1, src.item_object, src.item_label, %s, '', ''",
+        [batch.pk, State.QUEUED],
+    )
 
 
 def _tasks_for(items: int) -> int:
