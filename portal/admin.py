@@ -50,6 +50,9 @@ class Provisioning:
 
 # A bulk confirmation lists this many of the objects, then says how many more.
 CONFIRM_LISTED = 50
+# The most objects one confirmation may cover: its ids come back as query parameters, and
+# SQLite takes at most 32,766 in one statement.
+CONFIRM_MAX = 20_000
 
 
 def confirmed_ids(value: str) -> list[int] | None:
@@ -106,12 +109,20 @@ class ProvisioningAdminMixin:
             if request.POST.get("post") == "yes" and "confirmed_ids" in request.POST:
                 # Exactly what the confirmation listed, of what the list still holds.
                 ids = confirmed_ids(request.POST["confirmed_ids"])
-                if ids is None:
+                if ids is None or len(ids) > CONFIRM_MAX:
                     unreadable = "The confirmation could not be read; nothing was sent."
                     modeladmin.message_user(request, unreadable, messages.ERROR)
                     return None
                 queryset = queryset.filter(pk__in=ids)
             if action.confirm and request.POST.get("post") != "yes":
+                if queryset.count() > CONFIRM_MAX:
+                    too_many = (
+                        f"{action.label} asks for a confirmation of each object: select at "
+                        f"most {CONFIRM_MAX:,} at a time (narrow the list with its filters). "
+                        "Nothing was sent."
+                    )
+                    modeladmin.message_user(request, too_many, messages.ERROR)
+                    return None
                 return self._confirmation(request, action, list(queryset), bulk=True)
             if queryset.count() > batches.sync_limit():
                 return start_batch(request, modeladmin, action, queryset)

@@ -407,6 +407,32 @@ def test_bulk_suspend_and_cancel_ask_first_then_act_on_post_yes(
     assert set(Order.objects.values_list("status", flat=True)) == {done}
 
 
+def test_a_confirmation_for_more_objects_than_it_can_carry_says_so_and_sends_nothing(
+    staff, sandbox, registered_customer
+):
+    from portal.admin import CONFIRM_MAX
+
+    Order.objects.bulk_create(
+        Order(
+            number=f"O-MANY{i:06d}",
+            customer=registered_customer,
+            status=Order.Status.ACTIVE,
+            product=Order.Product.OO_STD,
+            licenses=1,
+            duration=Order.Duration.MONTHLY,
+        )
+        for i in range(CONFIRM_MAX + 1)
+    )
+    first = Order.objects.order_by("pk").first()
+    response = _bulk(staff, ORDERS, "suspend_selected", first, select_across=1)
+
+    assert "admin/portal/confirm_provisioning.html" not in [t.name for t in response.templates]
+    [(level, text)] = _messages(response)
+    assert level == "error"
+    assert f"select at most {CONFIRM_MAX:,} at a time" in text
+    assert not any(r["rpc_method"] == "suspendOrder" for r in sandbox.requests)
+
+
 def test_cancel_button_shows_the_vendors_refusal_and_restores_the_status(
     staff, sandbox, active_order
 ):
