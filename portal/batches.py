@@ -316,8 +316,9 @@ class _Slice:
 
 
 def _claim_size(queued: int) -> int:
-    # A thread claims a few items at once (one claim's statements shared by them) while the
-    # batch is long; near its end, one at a time, so no thread sits on items others could send.
+    # A thread claims a few items at once (one claim's statements shared by them) when the
+    # batch is long; a short one is claimed one item at a time, so that no thread sits on
+    # items others could be sending. At most CLAIM_MAX - 1 items wait at the very end.
     return max(1, min(CLAIM_MAX, queued // (2 * settings.ONEOFFICE_MAX_IN_FLIGHT)))
 
 
