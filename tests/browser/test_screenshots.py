@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from orders.models import Order
+from portal import batches
 from tests.browser.conftest import login
 from tests.browser.demo import seed
 
@@ -19,6 +21,14 @@ FITS = """() => [document.documentElement, ...document.querySelectorAll('.result
 
 def _pages(demo) -> dict[str, str]:
     orders, customers = demo.orders, demo.customers
+    # A finished batch with mixed results: Renew on every subscription of the demo.
+    renew = batches.batch_start(
+        kind="order",
+        action="renew",
+        label="Renew",
+        objects=Order.objects.filter(parent__isnull=True),
+        by=demo.sales,
+    )
     return {
         "index": "/admin/",
         "dashboard": "/admin/dashboard/",
@@ -35,6 +45,8 @@ def _pages(demo) -> dict[str, str]:
         "customer-draft": f"/admin/customers/customer/{customers[-1].pk}/change/",
         "renewals-due": "/admin/orders/renewaldue/",
         "call-log": "/admin/portal/provisioningcall/",
+        "batch-list": "/admin/portal/batch/",
+        "batch": f"/admin/portal/batch/{renew.pk}/change/",
     }
 
 
