@@ -115,7 +115,12 @@ class ProvisioningAdminMixin:
                     return None
                 queryset = queryset.filter(pk__in=ids)
             if action.confirm and request.POST.get("post") != "yes":
-                if queryset.count() > CONFIRM_MAX:
+                selected = queryset.count()
+                if not selected:
+                    gone = "None of the selected objects is in the list any more; nothing was sent."
+                    modeladmin.message_user(request, gone, messages.WARNING)
+                    return None
+                if selected > CONFIRM_MAX:
                     too_many = (
                         f"{action.label} asks for a confirmation of each object: select at "
                         f"most {CONFIRM_MAX:,} at a time (narrow the list with its filters). "

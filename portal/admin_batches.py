@@ -24,6 +24,12 @@ ITEMS_PER_PAGE = 100
 LINKED_IDS = 300
 REFRESH_SECONDS = 3
 State = BatchItem.State
+# What a finished batch offers for the items that did not go through: their states, and the
+# action that sends them (empty: the batch's own).
+AGAIN = {
+    "retry": ((State.UNKNOWN, State.NOT_NOW), "retry"),
+    "same": ((State.REFUSED, State.REJECTED), ""),
+}
 
 
 def start_batch(request, modeladmin, action, objects):
@@ -120,6 +126,8 @@ class BatchAdmin(admin.ModelAdmin):
             "unsettled": counts[State.UNKNOWN] + counts[State.NOT_NOW],
         }
         ids = batches.not_through_ids(batch)[:LINKED_IDS] if batch.finished_at else []
+        # Buttons only for what this person may do.
+        may = {which: self._again_action(request, batch, which) is not None for which in AGAIN}
         context = {
             **self.admin_site.each_context(request),
             "title": str(batch),
@@ -134,6 +142,8 @@ class BatchAdmin(admin.ModelAdmin):
             "refresh": None if batch.finished_at else REFRESH_SECONDS,
             "not_through": not_through,
             "not_through_url": _not_through_url(batch, ids),
+            "may_retry": may["retry"],
+            "may_send_again": may["same"],
         }
         return TemplateResponse(request, "admin/portal/batch.html", context)
 
@@ -143,19 +153,11 @@ class BatchAdmin(admin.ModelAdmin):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         batch = get_object_or_404(Batch, pk=batch_id, finished_at__isnull=False)
-        if which == "retry":
-            states, action_name = (State.UNKNOWN, State.NOT_NOW), "retry"
-        elif which == "same":
-            states, action_name = (State.REFUSED, State.REJECTED), batch.action
-            if batch.job:
-                # A job's renewal is sent again as a person's Renew.
-                action_name = "renew"
-        else:
+        action = self._again_action(request, batch, which)
+        if action is None:
             raise PermissionDenied
         model_admin = self.admin_site._registry[_model(batch)]
-        action = next((a for a in model_admin.provisioning_actions if a.name == action_name), None)
-        if action is None or not model_admin._may_ever(request, action):
-            raise PermissionDenied
+        states = AGAIN[which][0]
         objects = list(
             model_admin.get_queryset(request).filter(pk__in=batches.not_through_ids(batch, states))
         )
@@ -163,6 +165,20 @@ class BatchAdmin(admin.ModelAdmin):
             self.message_user(request, "Nothing to send: no item is in that state.", messages.INFO)
             return HttpResponseRedirect(reverse("admin:portal_batch_change", args=[batch.pk]))
         return start_batch(request, model_admin, action, objects)
+
+    def _again_action(self, request, batch: Batch, which: str):
+        """The admin action that sends `which` items of `batch` again, if this person may."""
+        if which not in AGAIN:
+            return None
+        action_name = AGAIN[which][1] or batch.action
+        if which == "same" and batch.job:
+            # A job's renewal is sent again as a person's Renew.
+            action_name = "renew"
+        model_admin = self.admin_site._registry[_model(batch)]
+        action = next((a for a in model_admin.provisioning_actions if a.name == action_name), None)
+        if action is None or not model_admin._may_ever(request, action):
+            return None
+        return action
 
 
 def _model(batch: Batch):

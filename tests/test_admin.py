@@ -433,6 +433,17 @@ def test_a_confirmation_for_more_objects_than_it_can_carry_says_so_and_sends_not
     assert not any(r["rpc_method"] == "suspendOrder" for r in sandbox.requests)
 
 
+def test_a_bulk_confirmation_of_objects_deleted_meanwhile_says_so(staff, registered_customer):
+    pk = OrderFactory(customer=registered_customer).pk
+    # Deleted between the list and the click (a draft has no calls to keep).
+    Order.objects.filter(pk=pk).delete()
+    data = {"action": "suspend_selected", ACTION_CHECKBOX_NAME: [pk], "index": 0}
+    response = staff.post(ORDERS, data, follow=True)
+    assert "admin/portal/confirm_provisioning.html" not in [t.name for t in response.templates]
+    gone = "None of the selected objects is in the list any more; nothing was sent."
+    assert ("warning", gone) in _messages(response)
+
+
 def test_cancel_button_shows_the_vendors_refusal_and_restores_the_status(
     staff, sandbox, active_order
 ):

@@ -4,6 +4,7 @@ batch's threads use their own database connections, so these tests commit for re
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import Counter
@@ -499,6 +500,32 @@ def test_batch_page_paginates_and_refreshes_until_finished(staff, sandbox, monke
     assert "page 1 of 3" in text
     listing = staff.get(reverse("admin:portal_batch_changelist")).content.decode()
     assert str(batch) in listing
+
+
+def test_a_manager_reads_what_did_not_go_through_without_buttons_to_send_it(
+    client, staff, sandbox, manager_user
+):
+    orders = _drafts(6)
+    sandbox.inject("createFirstOrder", "respond", status=400, body='"no"')
+    sandbox.inject("createFirstOrder", "500-after")
+    with override_settings(ONEOFFICE_MAX_IN_FLIGHT=1):
+        _bulk(staff, "place_selected", orders)
+    batch = Batch.objects.get()
+    url = reverse("admin:portal_batch_change", args=[batch.pk])
+    assert {"Retry them", "Send them again"} <= set(_buttons(staff.get(url)))
+
+    client.force_login(manager_user)
+    page = client.get(url)
+    text = page.content.decode()
+    assert "Not everything went through." in text
+    assert _buttons(page) == []
+    assert "sales staff can send them again once fixed" in text
+    again = reverse("admin:portal_batch_again", args=[batch.pk, "same"])
+    assert client.post(again).status_code == 403
+
+
+def _buttons(response) -> list[str]:
+    return re.findall(r'<input type="submit" value="([^"]+)">', response.content.decode())
 
 
 def test_finished_batch_links_to_what_did_not_go_through_and_retries_it(staff, sandbox):
