@@ -318,7 +318,7 @@ class Batch(models.Model):
         indexes = [models.Index(fields=["finished_at", "worked_until"])]
 
     def __str__(self) -> str:
-        return f"batch {self.pk}: {self.label} ({self.total} {self.get_kind_display()})"
+        return f"Batch {self.pk}: {self.label} ({self.total} {self.get_kind_display()})"
 
     @property
     def started_by_label(self) -> str:

@@ -500,6 +500,16 @@ def test_batch_page_paginates_and_refreshes_until_finished(staff, sandbox, monke
     assert "page 1 of 3" in text
     listing = staff.get(reverse("admin:portal_batch_changelist")).content.decode()
     assert str(batch) in listing
+    assert "0 of 9 settled" in listing
+
+
+def test_batch_list_says_how_each_finished_batch_went(staff, sandbox):
+    sandbox.inject("createFirstOrder", "respond", status=400, body='"no"')
+    _bulk(staff, "place_selected", _drafts(6))
+    _bulk(staff, "place_selected", _drafts(7))
+    listing = staff.get(reverse("admin:portal_batch_changelist")).content.decode()
+    assert "5 of 6 done; 1 did not go through" in listing
+    assert "all 7 done" in listing
 
 
 def test_a_manager_reads_what_did_not_go_through_without_buttons_to_send_it(
