@@ -13,6 +13,7 @@ from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.http import urlencode
 
 from customers.models import Customer
@@ -120,7 +121,12 @@ class BatchAdmin(admin.ModelAdmin):
         if obj.done_count == obj.total:
             return f"all {obj.total} done"
         missed = obj.total - obj.done_count
-        return f"{obj.done_count} of {obj.total} done; {missed} did not go through"
+        return format_html(
+            '{} of {} done<small class="below">{} did not go through</small>',
+            obj.done_count,
+            obj.total,
+            missed,
+        )
 
     def get_urls(self):
         return [
