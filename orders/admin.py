@@ -24,6 +24,7 @@ from orders.models import Order
 from orders.pricing import format_money
 from portal import changelists, provisioning
 from portal.admin import (
+    WILL_REFUSE,
     Provisioning,
     ProvisioningAdminMixin,
     attempts_label,
@@ -80,7 +81,7 @@ def _confirm_suspend(order: Order) -> str:
 def _confirm_renew(order: Order) -> str:
     """The renewal as the portal will record it: the same arithmetic as the service."""
     if order.current_term_end is None:
-        return f"Renew {_describe(order)}. It has no term yet; the portal will refuse it."
+        return f"Renew {_describe(order)}. It has no term yet; {WILL_REFUSE}"
     today = terms.vendor_date()  # the service's check counts from OneOffice's today
     start = terms.renewal_start(order.current_term_end, today)
     end = terms.term_end(start, order.duration)
@@ -90,7 +91,7 @@ def _confirm_renew(order: Order) -> str:
     )
     opens = order.current_term_end - timedelta(days=settings.ONEOFFICE_RENEWAL_WINDOW_DAYS)
     if today < opens:
-        text += f" Too early: renewals open on {opens:%d %b %Y}; the portal will refuse it."
+        text += f" Too early: renewals open on {opens:%d %b %Y}; {WILL_REFUSE}"
     return text
 
 

@@ -50,6 +50,9 @@ class Provisioning:
 
 # A bulk confirmation lists this many of the objects, then says how many more.
 CONFIRM_LISTED = 50
+# How a confirmation line ends when the portal will refuse that object: those are listed
+# first and counted, so a long selection hides none of them.
+WILL_REFUSE = "the portal will refuse it."
 # The most objects one confirmation may cover: its ids come back as query parameters, and
 # SQLite takes at most 32,766 in one statement.
 CONFIRM_MAX = 20_000
@@ -197,6 +200,9 @@ class ProvisioningAdminMixin:
 
     def _confirmation(self, request, action: Provisioning, objects: list, *, bulk: bool):
         opts = self.model._meta
+        described = [(obj, action.confirm(obj)) for obj in objects]
+        # Those the portal will refuse first (the sort keeps the list's order otherwise).
+        items = sorted(described, key=lambda item: not item[1].endswith(WILL_REFUSE))
         return TemplateResponse(
             request,
             "admin/portal/confirm_provisioning.html",
@@ -205,8 +211,9 @@ class ProvisioningAdminMixin:
                 "title": f"{action.label}: are you sure?",
                 "opts": opts,
                 "action": action,
-                "items": [(obj, action.confirm(obj)) for obj in objects[:CONFIRM_LISTED]],
-                "more": max(0, len(objects) - CONFIRM_LISTED),
+                "items": items[:CONFIRM_LISTED],
+                "more": max(0, len(items) - CONFIRM_LISTED),
+                "refused": sum(1 for _, text in items if text.endswith(WILL_REFUSE)),
                 # Posted back as one field, however many: a form field per object would pass
                 # Django's DATA_UPLOAD_MAX_NUMBER_FIELDS (1,000) on a large selection.
                 "confirmed_ids": ",".join(str(obj.pk) for obj in objects),

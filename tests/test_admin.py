@@ -2,12 +2,13 @@
 their URLs, confirmation pages, read-only fields, the call log and the sandbox banner."""
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import time_machine
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
+from django.utils import timezone
 
 from customers.models import Customer
 from orders.admin import RenewalInline
@@ -431,6 +432,41 @@ def test_a_confirmation_for_more_objects_than_it_can_carry_says_so_and_sends_not
     assert level == "error"
     assert f"select at most {CONFIRM_MAX:,} at a time" in text
     assert not any(r["rpc_method"] == "suspendOrder" for r in sandbox.requests)
+
+
+def test_a_long_renew_confirmation_lists_first_and_counts_what_the_portal_will_refuse(
+    staff, registered_customer
+):
+    today = timezone.localdate()
+
+    def subscriptions(n: int, days_left: int, prefix: str) -> None:
+        Order.objects.bulk_create(
+            Order(
+                number=f"O-{prefix}{i:04d}",
+                customer=registered_customer,
+                status=Order.Status.ACTIVE,
+                product=Order.Product.OO_STD,
+                licenses=1,
+                duration=Order.Duration.YEARLY,
+                term_start=today - timedelta(days=365 - days_left),
+                term_end=today + timedelta(days=days_left),
+                current_term_end=today + timedelta(days=days_left),
+            )
+            for i in range(n)
+        )
+
+    subscriptions(52, 5, "DUE")
+    subscriptions(3, 100, "EARLY")  # the last ids: past the first 50 in the list's order
+    first = Order.objects.order_by("pk").first()
+    page = _bulk(staff, ORDERS, "renew_selected", first, select_across=1)
+
+    html = page.content.decode()
+    assert "3 of these 55 will be refused by the portal and not sent" in html
+    lines = re.findall(r"<li>(Renew [^<]*)</li>", html)
+    assert len(lines) == 50
+    assert all(line.startswith("Renew subscription O-EARLY") for line in lines[:3])
+    assert all("Too early" not in line for line in lines[3:])
+    assert "… and 5 more orders." in html
 
 
 def test_a_bulk_confirmation_of_objects_deleted_meanwhile_says_so(staff, registered_customer):
