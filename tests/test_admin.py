@@ -2,13 +2,12 @@
 their URLs, confirmation pages, read-only fields, the call log and the sandbox banner."""
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import pytest
 import time_machine
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
-from django.utils import timezone
 
 from customers.models import Customer
 from orders.admin import RenewalInline
@@ -16,7 +15,7 @@ from orders.models import Order
 from portal import provisioning
 from portal.models import ProvisioningCall
 from tests.admin_urls import button_url, change_url
-from tests.factories import CustomerFactory, OrderFactory
+from tests.factories import CustomerFactory, OrderFactory, active_subscriptions
 
 pytestmark = pytest.mark.django_db
 
@@ -413,17 +412,7 @@ def test_a_confirmation_for_more_objects_than_it_can_carry_says_so_and_sends_not
 ):
     from portal.admin import CONFIRM_MAX
 
-    Order.objects.bulk_create(
-        Order(
-            number=f"O-MANY{i:06d}",
-            customer=registered_customer,
-            status=Order.Status.ACTIVE,
-            product=Order.Product.OO_STD,
-            licenses=1,
-            duration=Order.Duration.MONTHLY,
-        )
-        for i in range(CONFIRM_MAX + 1)
-    )
+    active_subscriptions(registered_customer, CONFIRM_MAX + 1, prefix="MANY")
     first = Order.objects.order_by("pk").first()
     response = _bulk(staff, ORDERS, "suspend_selected", first, select_across=1)
 
@@ -437,26 +426,10 @@ def test_a_confirmation_for_more_objects_than_it_can_carry_says_so_and_sends_not
 def test_a_long_renew_confirmation_lists_first_and_counts_what_the_portal_will_refuse(
     staff, registered_customer
 ):
-    today = timezone.localdate()
-
-    def subscriptions(n: int, days_left: int, prefix: str) -> None:
-        Order.objects.bulk_create(
-            Order(
-                number=f"O-{prefix}{i:04d}",
-                customer=registered_customer,
-                status=Order.Status.ACTIVE,
-                product=Order.Product.OO_STD,
-                licenses=1,
-                duration=Order.Duration.YEARLY,
-                term_start=today - timedelta(days=365 - days_left),
-                term_end=today + timedelta(days=days_left),
-                current_term_end=today + timedelta(days=days_left),
-            )
-            for i in range(n)
-        )
-
-    subscriptions(52, 5, "DUE")
-    subscriptions(3, 100, "EARLY")  # the last ids: past the first 50 in the list's order
+    yearly = Order.Duration.YEARLY
+    active_subscriptions(registered_customer, 52, prefix="DUE", days_left=5, duration=yearly)
+    # The last ids: past the first 50 in the list's order.
+    active_subscriptions(registered_customer, 3, prefix="EARLY", days_left=100, duration=yearly)
     first = Order.objects.order_by("pk").first()
     page = _bulk(staff, ORDERS, "renew_selected", first, select_across=1)
 

@@ -27,7 +27,7 @@ from orders.models import AutoRenewal, Order
 from portal import batches, inflight, provisioning
 from portal import sandbox as sandbox_module
 from portal.models import Batch, BatchItem, InFlightSlot, ProvisioningCall
-from tests.factories import CustomerFactory, OrderFactory, UserFactory
+from tests.factories import CustomerFactory, OrderFactory, UserFactory, active_subscriptions
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -165,21 +165,7 @@ def test_bulk_suspend_of_more_than_a_thousand_orders_confirms_and_starts_one_bat
     from tests.test_admin import confirmation_form
 
     customer = provisioning.customer_register(customer=CustomerFactory())
-    today = timezone.localdate()
-    Order.objects.bulk_create(
-        Order(
-            number=f"O-BULK{i:05d}",
-            customer=customer,
-            product=Order.Product.OO_STD,
-            licenses=1,
-            duration=Order.Duration.MONTHLY,
-            status=Order.Status.ACTIVE,
-            term_start=today,
-            term_end=today + timedelta(days=30),
-            current_term_end=today + timedelta(days=30),
-        )
-        for i in range(1010)
-    )
+    active_subscriptions(customer, 1010, prefix="BULK")
     first = Order.objects.order_by("pk").first()
     # "Select all 1,010" on the list, then Suspend.
     data = {"action": "suspend_selected", ACTION_CHECKBOX_NAME: [first.pk], "select_across": 1}
