@@ -54,54 +54,47 @@ class Command(BaseCommand):
         # Always the next occurrence, never now: a schedule due in the past would fire as soon
         # as the cluster starts. Missed days need no replay; the next run reminds what is due.
         next_run = next_occurrence(at)
-        schedule, created = Schedule.objects.update_or_create(
-            name=RENEWAL_REMINDERS,
-            defaults={
-                "func": "orders.tasks.renewal_reminders_task",
-                "schedule_type": Schedule.DAILY,
-                "repeats": -1,
-                "next_run": next_run,
-            },
+        self._register(
+            RENEWAL_REMINDERS,
+            "orders.tasks.renewal_reminders_task",
+            f"daily at {at:%H:%M} {settings.TIME_ZONE}, "
+            f"next run {timezone.localtime(next_run):%Y-%m-%d %H:%M %Z}.",
+            next_run=next_run,
         )
-        verb = "Registered" if created else "Updated"
-        self.stdout.write(
-            f"{verb} '{schedule.name}': daily at {at:%H:%M} {settings.TIME_ZONE}, "
-            f"next run {timezone.localtime(schedule.next_run):%Y-%m-%d %H:%M %Z}."
+        minutes = settings.ONEOFFICE_SWEEP_MINUTES
+        self._register(
+            RETRY_STRANDED,
+            "portal.tasks.retry_stranded_task",
+            f"every {minutes} minutes.",
+            minutes=minutes,
         )
-        sweep, created = Schedule.objects.update_or_create(
-            name=RETRY_STRANDED,
-            defaults={
-                "func": "portal.tasks.retry_stranded_task",
+        self._register(
+            AUTO_RENEWAL,
+            "orders.tasks.auto_renew_task",
+            "daily with the reminders.",
+            next_run=next_run,
+        )
+        self._register(
+            RESUME_BATCHES,
+            "portal.batch_tasks.batch_resume_stalled_task",
+            "every minute.",
+            minutes=1,
+        )
+
+    def _register(
+        self, name: str, func: str, when: str, *, next_run: datetime | None = None, minutes: int = 0
+    ) -> None:
+        """Create or update one schedule, daily from `next_run` or every `minutes`, and say so."""
+        if minutes:
+            timing = {
                 "schedule_type": Schedule.MINUTES,
-                "minutes": settings.ONEOFFICE_SWEEP_MINUTES,
-                "repeats": -1,
-                "next_run": timezone.now() + timedelta(minutes=settings.ONEOFFICE_SWEEP_MINUTES),
-            },
+                "minutes": minutes,
+                "next_run": timezone.now() + timedelta(minutes=minutes),
+            }
+        else:
+            timing = {"schedule_type": Schedule.DAILY, "next_run": next_run}
+        _, created = Schedule.objects.update_or_create(
+            name=name, defaults={"func": func, "repeats": -1, **timing}
         )
         verb = "Registered" if created else "Updated"
-        self.stdout.write(
-            f"{verb} '{sweep.name}': every {settings.ONEOFFICE_SWEEP_MINUTES} minutes."
-        )
-        auto, created = Schedule.objects.update_or_create(
-            name=AUTO_RENEWAL,
-            defaults={
-                "func": "orders.tasks.auto_renew_task",
-                "schedule_type": Schedule.DAILY,
-                "repeats": -1,
-                "next_run": next_run,
-            },
-        )
-        verb = "Registered" if created else "Updated"
-        self.stdout.write(f"{verb} '{auto.name}': daily with the reminders.")
-        resume, created = Schedule.objects.update_or_create(
-            name=RESUME_BATCHES,
-            defaults={
-                "func": "portal.batch_tasks.batch_resume_stalled_task",
-                "schedule_type": Schedule.MINUTES,
-                "minutes": 1,
-                "repeats": -1,
-                "next_run": timezone.now() + timedelta(minutes=1),
-            },
-        )
-        verb = "Registered" if created else "Updated"
-        self.stdout.write(f"{verb} '{resume.name}': every minute.")
+        self.stdout.write(f"{verb} '{name}': {when}")
