@@ -21,14 +21,7 @@ ORDERS_SHOWN = 20
 
 REGISTER = "customers.register_customer"
 
-MIRRORED = [
-    "details_unknown",
-    "oneoffice_id",
-    "partner",
-    "remote_created_at",
-    "is_active",
-    "onboarding_url",
-]
+MIRRORED = list(Customer.MIRRORED_FIELDS)
 BOOKKEEPING = [
     "status",
     "last_error",

@@ -36,6 +36,15 @@ class Customer(Provisioned):
     # What registration sends may change only while nothing is (or was successfully) sent.
     EDITABLE_STATES = TRANSITIONS[Action.REGISTER]
     SENT_FIELDS = ("code", "name", "admin_email", "admin_phone", "admin_display_name")
+    # What registering records from OneOffice's answer (or that it is unknown).
+    MIRRORED_FIELDS = (
+        "details_unknown",
+        "oneoffice_id",
+        "partner",
+        "remote_created_at",
+        "is_active",
+        "onboarding_url",
+    )
     ID_FIELD = "code"
     ID_PREFIX = "C"
 

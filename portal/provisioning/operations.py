@@ -357,15 +357,7 @@ def _registered(customer: Customer, reply: oneoffice.Reply | None, applied_on: d
     customer.remote_created_at = remote.created_at
     customer.is_active = remote.is_active
     customer.onboarding_url = remote.onboarding_url
-    return [
-        "status",
-        "details_unknown",
-        "oneoffice_id",
-        "partner",
-        "remote_created_at",
-        "is_active",
-        "onboarding_url",
-    ]
+    return ["status", *Customer.MIRRORED_FIELDS]
 
 
 def _placed(order: Order, reply: oneoffice.Reply | None, applied_on: date) -> list[str]:
