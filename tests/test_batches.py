@@ -28,6 +28,7 @@ from portal import batches, inflight, provisioning
 from portal import sandbox as sandbox_module
 from portal.models import Batch, BatchItem, InFlightSlot, ProvisioningCall
 from tests.factories import CustomerFactory, OrderFactory, UserFactory, active_subscriptions
+from tests.test_races import at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -577,19 +578,7 @@ def test_auto_renewal_renews_once_per_term_across_two_concurrent_runs(sandbox, s
     manual = _drafts(1)[0]
     provisioning.order_place(order=manual)  # not auto-renew: left alone
     with _near_term_end(subs[0]):
-        results = []
-
-        def run():
-            try:
-                results.append(autorenew.auto_renew_due())
-            finally:
-                connections.close_all()
-
-        threads = [threading.Thread(target=run) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        results = at_once(autorenew.auto_renew_due, autorenew.auto_renew_due)
         assert autorenew.auto_renew_due() is None  # a third run finds every term claimed
     started = [batch for batch in results if batch is not None]
     assert sum(batch.total for batch in started) == 3

@@ -1,6 +1,5 @@
 """Renewal reminders: digests per account manager, the managers' summary, and once per term."""
 
-import threading
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -21,6 +20,7 @@ from orders.reminders import (
 )
 from orders.tasks import renewal_reminders_task
 from tests.factories import CustomerFactory, OrderFactory, UserFactory
+from tests.test_races import at_once
 
 S = Order.Status
 TODAY = date(2027, 3, 10)
@@ -248,23 +248,8 @@ def test_send_renewal_reminders_leaves_a_fresh_claim_to_its_run(alice):
 @pytest.mark.django_db(transaction=True)
 def test_send_renewal_reminders_in_two_runs_at_once_reminds_each_term_once(alice, bob):
     orders = [subscription((alice, bob, None)[i % 3], days_left=i % 16 - 1) for i in range(24)]
-    start = threading.Barrier(2)
-    runs, failures = [], []
-
-    def run():
-        try:
-            start.wait(timeout=10)
-            runs.append(send_renewal_reminders(today=TODAY))
-        except Exception as exc:  # reported by the assertion below
-            failures.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    runs = at_once(*[lambda: send_renewal_reminders(today=TODAY)] * 2)
+    failures = [run for run in runs if isinstance(run, Exception)]
 
     assert failures == []
     assert sum(r.sent_count for r in runs) == 24
@@ -279,23 +264,8 @@ def test_send_renewal_reminders_in_two_runs_at_once_reminds_each_term_once(alice
 @pytest.mark.django_db(transaction=True)
 def test_send_renewal_reminders_in_three_runs_at_once_sends_each_manager_one_digest(alice, bob):
     orders = [subscription((alice, bob, None)[i % 3], days_left=i % 16 - 1) for i in range(60)]
-    start = threading.Barrier(3)
-    runs, failures = [], []
-
-    def run():
-        try:
-            start.wait(timeout=10)
-            runs.append(send_renewal_reminders(today=TODAY))
-        except Exception as exc:  # reported by the assertion below
-            failures.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    runs = at_once(*[lambda: send_renewal_reminders(today=TODAY)] * 3)
+    failures = [run for run in runs if isinstance(run, Exception)]
 
     assert failures == [] and len(runs) == 3
     assert len(to(alice.email)) == 1 and len(to(bob.email)) == 1 and len(to(MANAGERS)) == 1
