@@ -76,10 +76,6 @@ def log_context(**fields: object) -> Iterator[None]:
         _fields.reset(token)
 
 
-def current_request_id() -> str | None:
-    return _request_id.get()
-
-
 def _username(request: HttpRequest | None) -> str | None:
     user = getattr(request, "user", None)
     # Never load the user for a log line: only one the request has already loaded.
