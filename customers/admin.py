@@ -4,17 +4,10 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from customers.models import Customer
-from portal import changelists
-from portal.admin import (
-    NeedsAttentionFilter,
-    Provisioning,
-    ProvisioningAdminMixin,
-    attempts_label,
-    call_log_link,
-    call_log_url,
-    timeline,
-)
-from portal.changelists import LargeListAdminMixin
+from portal.admin import changelists
+from portal.admin.actions import Provisioning, ProvisioningAdminMixin, attempts_label
+from portal.admin.calls import call_log_link, call_log_url, timeline
+from portal.admin.changelists import LargeListAdminMixin, NeedsAttentionFilter
 from portal.models import ProvisioningCall
 
 ORDERS_SHOWN = 20

@@ -1,10 +1,11 @@
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models.functions import Upper
+from django.db.models import Value
+from django.db.models.functions import Concat, Upper
 
-from portal.ids import MAX_LENGTH, validate_remote_id
-from portal.inputs import validate_plain_text
+from portal.core.ids import MAX_LENGTH, validate_remote_id
+from portal.core.inputs import validate_plain_text
 from portal.models import Provisioned
 
 validate_phone = RegexValidator(
@@ -100,7 +101,7 @@ class Customer(Provisioned):
     class Meta:
         ordering = ["name", "code"]
         permissions = [("register_customer", "Can register customers on OneOffice")]
-        # The list's order, and search by name prefix (see portal.changelists).
+        # The list's order, and search by name prefix (see portal.admin.changelists).
         indexes = [
             models.Index(fields=["name", "code"], name="customer_name_code"),
             models.Index(Upper("name"), name="customer_name_upper"),
@@ -115,3 +116,8 @@ class Customer(Provisioned):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.code})"
+
+    @staticmethod
+    def label_expression() -> Concat:
+        """`str(customer)` in SQL, for labels written by the database itself."""
+        return Concat("name", Value(" ("), "code", Value(")"))

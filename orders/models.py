@@ -8,8 +8,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
-from portal.ids import MAX_LENGTH, validate_remote_id
-from portal.inputs import AsciiPositiveIntegerField
+from portal.core.ids import MAX_LENGTH, validate_remote_id
+from portal.core.inputs import AsciiPositiveIntegerField
 from portal.models import Provisioned, lease_free_q
 
 MAX_LICENSES = 100_000
@@ -218,6 +218,11 @@ class Order(Provisioned):
 
     def __str__(self) -> str:
         return self.number
+
+    @staticmethod
+    def label_expression() -> F:
+        """`str(order)` in SQL, for labels written by the database itself."""
+        return F("number")
 
     def clean(self):
         super().clean()

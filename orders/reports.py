@@ -7,8 +7,8 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from customers.models import Customer
-from orders import selectors
 from orders.models import Order
+from orders.renewals import selectors
 
 # Running subscriptions: those that can still be renewed.
 RENEWABLE = selectors.RENEWABLE

@@ -1,7 +1,7 @@
 """django-q2 tasks for orders."""
 
-from orders.autorenew import auto_renew_due
-from orders.reminders import send_renewal_reminders
+from orders.renewals.autorenew import auto_renew_due
+from orders.renewals.reminders import send_renewal_reminders
 
 
 def renewal_reminders_task() -> str:

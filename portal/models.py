@@ -4,10 +4,10 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Expression, Q
 from django.utils import timezone
 
-from portal.ids import new_id
+from portal.core.ids import new_id
 
 
 def lease_free_q(*, now: datetime, prefix: str = "") -> Q:
@@ -118,6 +118,11 @@ class Provisioned(models.Model):
             return False
         setattr(self, self.ID_FIELD, new_id(self.ID_PREFIX))
         return True
+
+    @staticmethod
+    def label_expression() -> Expression:
+        """`str(obj)` in SQL, for labels written by the database itself."""
+        raise NotImplementedError
 
     @classmethod
     def states_allowing(cls, action: str) -> frozenset[str]:

@@ -5,7 +5,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from portal.proxies import client_address_settings
+from portal.security.proxies import client_address_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -36,7 +36,7 @@ USE_I18N = True
 FORMAT_MODULE_PATH = ["portal.formats"]
 
 INSTALLED_APPS = [
-    # The admin, on a site that knows about two-factor sign-in (portal/admin_site.py).
+    # The admin, on a site that knows about two-factor sign-in (portal/admin/site.py).
     "portal.apps.PortalAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -56,17 +56,17 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     # First, so every response carries X-Request-ID and every log line the request's id.
-    "portal.logging.RequestIdMiddleware",
+    "portal.ops.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before anything reads the request into a query (sessions, authentication, django-axes).
-    "portal.middleware.CraftedInputMiddleware",
+    "portal.ops.middleware.CraftedInputMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
-    "portal.twofactor.TwoFactorMiddleware",
+    "portal.security.twofactor.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes requires.
@@ -91,7 +91,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "portal.context_processors.oneoffice",
+                "portal.admin.context_processors.oneoffice",
             ],
         },
     },
@@ -198,7 +198,7 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=1.0)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_CALLABLE = "portal.errors.locked_out"
+AXES_LOCKOUT_CALLABLE = "portal.admin.errors.locked_out"
 vars().update(client_address_settings(env.int("DJANGO_PROXY_COUNT", default=0)))
 
 # HTTPS hardening, on whenever DEBUG is off.
@@ -259,14 +259,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "redact": {"()": "portal.logging.RedactSecretsFilter"},
-        "no_4xx_traceback": {"()": "portal.logging.NoClientErrorTracebackFilter"},
+        "redact": {"()": "portal.ops.logging.RedactSecretsFilter"},
+        "no_4xx_traceback": {"()": "portal.ops.logging.NoClientErrorTracebackFilter"},
         "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
-        "context": {"()": "portal.logging.RequestContextFilter"},
+        "context": {"()": "portal.ops.logging.RequestContextFilter"},
     },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "portal.logging.JsonFormatter"},
+        "json": {"()": "portal.ops.logging.JsonFormatter"},
     },
     "handlers": {
         "console": {

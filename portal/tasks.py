@@ -2,7 +2,8 @@
 
 from customers.models import Customer
 from orders.models import Order
-from portal import provisioning, retries
+from portal import provisioning
+from portal.provisioning import batches, retries
 
 
 def customer_retry_task(customer_id: int, attempt: int) -> str:
@@ -26,3 +27,15 @@ def order_retry_task(order_id: int, attempt: int) -> str:
 def retry_stranded_task() -> str:
     """The periodic sweep: retries nothing else would (see `retries.retry_stranded`)."""
     return f"{retries.retry_stranded()} stranded operation(s) scheduled for a retry"
+
+
+def batch_work_task(batch_id: int) -> str:
+    """One slice of a batch's items (it re-enqueues itself while items are left)."""
+    batch = batches.batch_work(batch_id=batch_id)
+    done = batch.total - sum(batches.counts(batch)[state] for state in batches.UNSETTLED_STATES)
+    return f"{batch}: {done} of {batch.total} settled"
+
+
+def batch_resume_stalled_task() -> str:
+    """The periodic sweep: batches whose task died or whose pause is over get a new task."""
+    return f"{batches.batch_resume_stalled()} batch(es) handed to a new task"

@@ -2,10 +2,10 @@ from django.contrib import admin
 from django.urls import path
 from django.views.generic import RedirectView
 
-from portal import health, metrics
-from portal.dashboard import dashboard_view
+from portal.admin.dashboard import dashboard_view
+from portal.ops import health, metrics
 
-handler403 = "portal.errors.permission_denied"
+handler403 = "portal.admin.errors.permission_denied"
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),

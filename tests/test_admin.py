@@ -10,7 +10,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
 
 from customers.models import Customer
-from orders.admin import RenewalInline
+from orders.admin.orders import RenewalInline
 from orders.models import Order
 from portal import provisioning
 from portal.models import ProvisioningCall
@@ -410,7 +410,7 @@ def test_bulk_suspend_and_cancel_ask_first_then_act_on_post_yes(
 def test_a_confirmation_for_more_objects_than_it_can_carry_says_so_and_sends_nothing(
     staff, sandbox, registered_customer
 ):
-    from portal.admin import CONFIRM_MAX
+    from portal.admin.actions import CONFIRM_MAX
 
     active_subscriptions(registered_customer, CONFIRM_MAX + 1, prefix="MANY")
     first = Order.objects.order_by("pk").first()

@@ -19,8 +19,9 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from orders.models import Order
-from portal import batches, provisioning
+from portal import provisioning
 from portal.models import Batch, BatchItem, InFlightSlot
+from portal.provisioning import batches
 from tests.factories import CustomerFactory, OrderFactory
 from tests.test_redis_cluster import BASE_DIR, cluster_env
 

@@ -22,11 +22,12 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from customers.models import Customer
-from orders import autorenew
 from orders.models import AutoRenewal, Order
-from portal import batches, inflight, provisioning
-from portal import sandbox as sandbox_module
+from orders.renewals import autorenew
+from portal import provisioning
 from portal.models import Batch, BatchItem, InFlightSlot, ProvisioningCall
+from portal.provisioning import batches, inflight
+from portal.vendor import sandbox as sandbox_module
 from tests.factories import CustomerFactory, OrderFactory, UserFactory, active_subscriptions
 from tests.test_races import at_once
 
@@ -41,7 +42,7 @@ def roles(transactional_db):
     # A transactional test starts from an empty database: the roles' groups come back here.
     from django.contrib.auth.models import Group, Permission
 
-    from portal.roles import ROLES
+    from portal.security.roles import ROLES
 
     for name, perms in ROLES.items():
         group, _ = Group.objects.get_or_create(name=name)
@@ -374,7 +375,7 @@ def test_a_429_with_retry_after_pauses_the_batch_that_long(sandbox, settings):
 
 
 def test_not_now_reads_status_and_retry_after_of_the_clients_error():
-    from portal.oneoffice import VendorError
+    from portal.vendor.oneoffice import VendorError
 
     def raised(status: int, retry_after=None):
         # As the service raises it: its error while handling the client's.
@@ -472,12 +473,12 @@ def test_resume_leaves_batches_being_worked_alone(sandbox):
 def test_setup_schedules_registers_the_resume_sweep_and_auto_renewal():
     call_command("setup_schedules", stdout=open("/dev/null", "w"))  # noqa: SIM115
     funcs = set(Schedule.objects.values_list("func", flat=True))
-    assert "portal.batch_tasks.batch_resume_stalled_task" in funcs
+    assert "portal.tasks.batch_resume_stalled_task" in funcs
     assert "orders.tasks.auto_renew_task" in funcs
 
 
 def test_batch_page_paginates_and_refreshes_until_finished(staff, sandbox, monkeypatch):
-    monkeypatch.setattr("portal.admin_batches.ITEMS_PER_PAGE", 4)
+    monkeypatch.setattr("portal.admin.batches.ITEMS_PER_PAGE", 4)
     batch = _start(_drafts(9))
     url = reverse("admin:portal_batch_change", args=[batch.pk])
     text = staff.get(url).content.decode()

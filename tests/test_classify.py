@@ -2,9 +2,10 @@
 
 import pytest
 
-from portal import oneoffice, provisioning
+from portal import provisioning
 from portal.models import ProvisioningCall
 from portal.provisioning import Settle
+from portal.vendor import oneoffice
 
 M = ProvisioningCall.Method
 Out = ProvisioningCall.Outcome

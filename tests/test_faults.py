@@ -18,9 +18,10 @@ from django_q.models import Schedule
 
 from customers.models import Customer
 from orders.models import Order
-from portal import provisioning, retries, tasks
-from portal import sandbox as sandbox_module
+from portal import provisioning, tasks
 from portal.models import ProvisioningCall
+from portal.provisioning import retries
+from portal.vendor import sandbox as sandbox_module
 from tests.factories import CustomerFactory, OrderFactory
 
 Outcome = ProvisioningCall.Outcome

@@ -20,7 +20,7 @@ from django.db import models
 from django.test import RequestFactory
 from django.urls import URLResolver, get_resolver, reverse
 
-from portal.middleware import model_admin_of
+from portal.ops.middleware import model_admin_of
 from tests.factories import OrderFactory
 
 OUR_APPS = {"portal", "customers", "orders"}

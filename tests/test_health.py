@@ -16,8 +16,8 @@ from django.urls import reverse
 from django_q.models import Schedule
 
 from orders.models import ReminderRun
-from portal import health
 from portal.management.commands.setup_schedules import RENEWAL_REMINDERS, RETRY_STRANDED
+from portal.ops import health
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import reverse
 
 from customers.models import Customer
-from portal.logging import JsonFormatter, RequestContextFilter, log_context
+from portal.ops.logging import JsonFormatter, RequestContextFilter, log_context
 from tests.admin_urls import button_url
 from tests.factories import CustomerFactory
 

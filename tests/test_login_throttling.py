@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 from django.urls import reverse
 
-from portal.proxies import client_address_settings
+from portal.security.proxies import client_address_settings
 
 PROXY = "10.0.0.2"
 ATTACKER = "203.0.113.66"

@@ -9,8 +9,9 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from orders.models import Order
-from portal import oneoffice, provisioning, tasks
+from portal import provisioning, tasks
 from portal.models import ProvisioningCall
+from portal.vendor import oneoffice
 from tests.factories import OrderFactory
 
 Outcome = ProvisioningCall.Outcome

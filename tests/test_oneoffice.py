@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from portal import oneoffice
+from portal.vendor import oneoffice
 from tests.conftest import API_KEY
 
 ACME = oneoffice.create_customer(

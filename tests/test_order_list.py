@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from orders.models import Order
-from portal.roles import MANAGERS, SALES
+from portal.security.roles import MANAGERS, SALES
 from tests.factories import CustomerFactory, OrderFactory, UserFactory
 
 LIST_URL = reverse("admin:orders_order_changelist")

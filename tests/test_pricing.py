@@ -16,8 +16,8 @@ from django.urls import reverse
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orders import pricing
 from orders.models import DiscountPolicy, Order, Price
+from orders.money import pricing
 from portal import provisioning
 from portal.models import ProvisioningCall
 from tests.factories import CustomerFactory, OrderFactory, UserFactory
@@ -479,7 +479,7 @@ def test_renewals_due_page_shows_value_and_sorts_by_it(
 
 
 def test_reminder_digest_shows_each_subscription_value(mailoutbox):
-    from orders.reminders import send_renewal_reminders
+    from orders.renewals.reminders import send_renewal_reminders
 
     order = _due("DIGEST", 3, "99.90")
     order.customer.account_manager = UserFactory(username="anna")

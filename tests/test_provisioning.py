@@ -13,8 +13,10 @@ from django_q.models import Schedule
 
 from customers.models import Customer
 from orders.models import Order
-from portal import oneoffice, provisioning, retries, tasks
+from portal import provisioning, tasks
 from portal.models import ProvisioningCall
+from portal.provisioning import retries
+from portal.vendor import oneoffice
 from tests.conftest import API_KEY
 from tests.factories import CustomerFactory, OrderFactory, UserFactory
 

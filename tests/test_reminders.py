@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from orders.models import Order, ReminderRun, RenewalReminder
-from orders.reminders import (
+from orders.renewals.reminders import (
     DIGEST_ROWS,
     SUMMARY_ROWS,
     ReminderError,

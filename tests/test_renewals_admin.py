@@ -12,9 +12,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from orders.admin_renewals import RenewalWindowFilter
+from orders.admin.renewals import RenewalWindowFilter
 from orders.models import Order, RenewalReminder
-from orders.reminders import send_renewal_reminders
+from orders.renewals.reminders import send_renewal_reminders
 from tests.factories import CustomerFactory, OrderFactory, UserFactory
 
 S = Order.Status

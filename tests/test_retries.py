@@ -9,8 +9,9 @@ from django_q.models import Schedule
 
 from customers.models import Customer
 from orders.models import Order
-from portal import provisioning, retries, tasks
+from portal import provisioning, tasks
 from portal.models import ProvisioningCall
+from portal.provisioning import retries
 from tests.admin_urls import change_url
 from tests.factories import CustomerFactory, UserFactory
 

@@ -14,8 +14,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from orders import revenue, terms
 from orders.models import Order
+from orders.money import revenue
+from orders.renewals import terms
 from portal.models import ProvisioningCall
 from tests.factories import OrderFactory
 

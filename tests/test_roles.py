@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from customers.models import Customer
 from orders.models import Order
-from portal.roles import MANAGERS, SALES
+from portal.security.roles import MANAGERS, SALES
 from tests.admin_urls import button_url, change_url
 from tests.factories import CustomerFactory, OrderFactory, UserFactory
 

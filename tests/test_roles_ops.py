@@ -9,9 +9,9 @@ from django.test import Client
 from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from portal import twofactor
 from portal.models import TwoFactorEvent
-from portal.roles import SALES
+from portal.security import twofactor
+from portal.security.roles import SALES
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from orders import terms
 from orders.models import Order
-from orders.selectors import (
+from orders.renewals import terms
+from orders.renewals.selectors import (
     DUE,
     LAPSED,
     NOT_YET_DUE,

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orders import terms
+from orders.renewals import terms
 
 DATES = st.dates(min_value=date(1990, 1, 1), max_value=date(2300, 12, 31))
 

@@ -13,8 +13,8 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from portal import twofactor
 from portal.models import TwoFactorEvent
+from portal.security import twofactor
 
 pytestmark = pytest.mark.django_db
 

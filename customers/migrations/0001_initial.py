@@ -3,7 +3,7 @@
 import django.core.validators
 import django.db.models.deletion
 import django.db.models.functions.text
-import portal.inputs
+import portal.core.inputs
 from django.conf import settings
 from django.db import migrations, models
 
@@ -26,10 +26,10 @@ class Migration(migrations.Migration):
                 ('first_sent_at', models.DateTimeField(blank=True, editable=False, null=True)),
                 ('lease_until', models.DateTimeField(blank=True, editable=False, null=True)),
                 ('code', models.CharField(blank=True, help_text="Sent to OneOffice as the customer's id. Left blank, one is generated.", max_length=64, unique=True, validators=[django.core.validators.RegexValidator('\\A[A-Za-z0-9_-]{1,64}\\Z', "Use 1 to 64 letters (A-Z, a-z), digits, '-' or '_'; no spaces, quotes or accents.", code='invalid_remote_id')], verbose_name='customer id')),
-                ('name', models.CharField(max_length=200, validators=[portal.inputs.validate_plain_text])),
+                ('name', models.CharField(max_length=200, validators=[portal.core.inputs.validate_plain_text])),
                 ('admin_email', models.EmailField(max_length=254, verbose_name='admin email')),
                 ('admin_phone', models.CharField(max_length=32, validators=[django.core.validators.RegexValidator('\\A\\+?[0-9][0-9 ()-]{4,28}[0-9]\\Z', "Enter a phone number of digits, optionally starting with '+', with spaces, '-' or brackets between them.", code='invalid_phone')], verbose_name='admin phone')),
-                ('admin_display_name', models.CharField(max_length=200, validators=[portal.inputs.validate_plain_text], verbose_name='admin display name')),
+                ('admin_display_name', models.CharField(max_length=200, validators=[portal.core.inputs.validate_plain_text], verbose_name='admin display name')),
                 ('auto_renew_default', models.BooleanField(default=False, help_text='New orders of this customer are marked auto-renew.', verbose_name='auto-renew new orders')),
                 ('status', models.CharField(choices=[('draft', 'draft'), ('pending', 'pending'), ('registered', 'registered'), ('failed', 'failed')], db_index=True, default='draft', editable=False, max_length=16)),
                 ('oneoffice_id', models.CharField(blank=True, editable=False, max_length=64, verbose_name='OneOffice id')),

@@ -2,7 +2,7 @@
 
 import django.core.validators
 import django.utils.timezone
-import portal.inputs
+import portal.core.inputs
 from decimal import Decimal
 from django.db import migrations, models
 
@@ -48,7 +48,7 @@ class Migration(migrations.Migration):
                 ('lease_until', models.DateTimeField(blank=True, editable=False, null=True)),
                 ('number', models.CharField(blank=True, help_text="Sent to OneOffice as the order's id. Left blank, one is generated.", max_length=64, unique=True, validators=[django.core.validators.RegexValidator('\\A[A-Za-z0-9_-]{1,64}\\Z', "Use 1 to 64 letters (A-Z, a-z), digits, '-' or '_'; no spaces, quotes or accents.", code='invalid_remote_id')], verbose_name='order id')),
                 ('product', models.CharField(choices=[('oo-lite', 'OneOffice Lite (oo-lite)'), ('oo-std', 'OneOffice Standard (oo-std)'), ('oo-ent', 'OneOffice Enterprise (oo-ent)'), ('erp-std', 'ERP Standard (erp-std)'), ('erp-admin', 'ERP Admin (erp-admin)'), ('erp-lim', 'ERP Limited (erp-lim)')], max_length=16)),
-                ('licenses', portal.inputs.AsciiPositiveIntegerField(validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(100000)])),
+                ('licenses', portal.core.inputs.AsciiPositiveIntegerField(validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(100000)])),
                 ('duration', models.CharField(choices=[('monthly', 'monthly'), ('yearly', 'yearly')], max_length=16)),
                 ('status', models.CharField(choices=[('draft', 'draft'), ('pending', 'pending'), ('active', 'active'), ('suspended', 'suspended'), ('cancelled', 'cancelled'), ('failed', 'failed')], db_index=True, default='draft', editable=False, max_length=16)),
                 ('pending_action', models.CharField(blank=True, choices=[('place', 'place'), ('renew', 'renew'), ('cancel', 'cancel'), ('suspend', 'suspend')], editable=False, max_length=16)),

@@ -15,11 +15,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from customers.models import Customer
-from orders import terms
 from orders.models import Order
-from portal import inflight, oneoffice, retries
-from portal.logging import log_context
+from orders.renewals import terms
 from portal.models import ProvisioningCall
+from portal.ops.logging import log_context
+from portal.provisioning import inflight, retries
 from portal.provisioning.errors import (
     ConfigurationProblem,
     InvalidInput,
@@ -28,6 +28,7 @@ from portal.provisioning.errors import (
 )
 from portal.provisioning.lease import field_label, save_releasing_lease
 from portal.provisioning.outcomes import Decision, Settle, classify
+from portal.vendor import oneoffice
 
 logger = logging.getLogger("portal.provisioning")
 

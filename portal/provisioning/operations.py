@@ -12,12 +12,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from customers.models import Customer
-from orders import terms
 from orders.models import Order
-from orders.pricing import current_value_of, set_price
-from portal import oneoffice
-from portal.ids import new_id
+from orders.money.pricing import current_value_of, set_price
+from orders.renewals import terms
+from portal.core.ids import new_id
 from portal.models import ProvisioningCall
+from portal.provisioning import batches
 from portal.provisioning.errors import Busy, NotAllowed
 from portal.provisioning.lease import (
     check_attempt,
@@ -35,6 +35,7 @@ from portal.provisioning.lifecycle import (
     status_before,
     validate,
 )
+from portal.vendor import oneoffice
 
 logger = logging.getLogger("portal.provisioning")
 
@@ -404,4 +405,36 @@ def _renew_onto(
     return (
         ["status", "term_start", "term_end", *priced],
         ["current_term_end", "status", *current_value_of(renewal), "updated_at"],
+    )
+
+
+def register_operations() -> None:
+    """Offer each operation here to the admin's buttons, small selections and batches alike
+    (`batches.OPERATIONS`), with the word for it done and the OneOffice method it calls."""
+
+    def customer(run: Callable[..., Customer]) -> Callable[..., Customer]:
+        return lambda obj, by: run(customer=obj, by=by)
+
+    def order(run: Callable[..., Order]) -> Callable[..., Order]:
+        return lambda obj, by: run(order=obj, by=by)
+
+    def resolve(renewed: bool) -> Callable[..., Order]:
+        return lambda obj, by: order_resolve_renewal(renewal=obj, renewed=renewed, by=by)
+
+    Method = ProvisioningCall.Method
+    table = {
+        "register": (Customer, customer(customer_register), "registered", Method.CREATE_CUSTOMER),
+        "place": (Order, order(order_place), "placed", Method.CREATE_FIRST_ORDER),
+        "renew": (Order, order(order_renew), "renewed", Method.CREATE_RENEWAL_ORDER),
+        "suspend": (Order, order(order_suspend), "suspended", Method.SUSPEND_ORDER),
+        "cancel": (Order, order(order_cancel), "cancelled", Method.CANCEL_ORDER),
+        "mark_renewed": (Order, resolve(True), "renewed", ""),
+        "mark_not_renewed": (Order, resolve(False), "failed", ""),
+    }
+    for action, (model, run, done, method) in table.items():
+        batches.register(action, batches.Operation(model, run, done, method))
+    batches.register("retry", batches.Operation(Customer, customer(customer_retry), "retried"))
+    # A renewal's retry runs on its subscription, its parent.
+    batches.register(
+        "retry", batches.Operation(Order, order(order_retry), "retried", related=("parent",))
     )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from portal import oneoffice
 from portal.models import ProvisioningCall
 from portal.provisioning.errors import (
     ConfigurationProblem,
@@ -16,6 +15,7 @@ from portal.provisioning.errors import (
     StillPending,
     VendorRefused,
 )
+from portal.vendor import oneoffice
 
 Outcome = ProvisioningCall.Outcome
 

@@ -50,7 +50,7 @@ def main() -> None:
     recreate_database(args.database_url)
     sys.path.insert(0, str(BASE_DIR))
     os.environ.setdefault("LOG_LEVEL", "WARNING")
-    from portal.sandbox import Sandbox
+    from portal.vendor.sandbox import Sandbox
 
     window = 40  # monthly terms placed today are then due at once
     sandbox = Sandbox(api_key="bench-key", renewal_window_days=window).start()
@@ -73,8 +73,9 @@ def main() -> None:
 
     from customers.models import Customer
     from orders.models import Order
-    from portal import batches, provisioning
+    from portal import provisioning
     from portal.models import Batch
+    from portal.provisioning import batches
 
     call_command("migrate", verbosity=0)
     customer = provisioning.customer_register(

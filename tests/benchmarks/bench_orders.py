@@ -478,7 +478,7 @@ def revenue_raw_sql(today: date) -> dict[str, tuple[str, list]]:
     from django.conf import settings
     from django.db import connection
 
-    from orders import revenue
+    from orders.money import revenue
 
     def d(day: date):
         return connection.ops.adapt_datefield_value(day)
@@ -630,7 +630,7 @@ def revenue_checks(today: date, raw: dict[str, list]) -> None:
     apart."""
     from django.db import connection
 
-    from orders import revenue
+    from orders.money import revenue
 
     cent = Decimal("0.01") if connection.vendor == "sqlite" else Decimal(0)
 
@@ -734,7 +734,7 @@ def growth_tables(args, client, today) -> None:
     from django.urls import reverse
 
     from orders.models import Order, RenewalReminder
-    from orders.reminders import send_renewal_reminders
+    from orders.renewals.reminders import send_renewal_reminders
 
     rows = []
     reset_queries()
@@ -881,8 +881,8 @@ def main() -> int:
     from django.urls import NoReverseMatch, reverse
     from django.utils import timezone
 
-    from orders import selectors
     from orders.models import Order
+    from orders.renewals import selectors
 
     today = timezone.localdate()
     call_command("migrate", verbosity=0)
@@ -965,7 +965,7 @@ def main() -> int:
     rows.append(("same predicate, hand-written SQL", queries, raw_seconds))
     assert [row[0] for row in raw_rows] == [order.pk for order in selected], "results differ"
 
-    from orders import revenue
+    from orders.money import revenue
 
     figures = {
         "MRR and ARR by product": lambda: revenue.revenue_recurring(today=today),

@@ -14,7 +14,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 
-from portal.roles import ROLES
+from portal.security.roles import ROLES
 
 # Playwright's sync API runs an event loop in the test's thread; the ORM calls the tests make
 # beside it are still synchronous, one at a time.

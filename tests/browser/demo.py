@@ -14,7 +14,7 @@ from django.utils import timezone
 from customers.models import Customer
 from orders.models import Order
 from portal import provisioning
-from portal.roles import MANAGERS, SALES
+from portal.security.roles import MANAGERS, SALES
 from tests.factories import CustomerFactory, OrderFactory, UserFactory
 
 LONG_NAME = (

@@ -8,8 +8,8 @@ from datetime import timedelta
 from django.utils import timezone
 
 from customers.models import Customer
-from orders import terms
 from orders.models import Order
+from orders.renewals import terms
 from portal.models import ProvisioningCall
 from tests.browser.conftest import login, messages
 from tests.browser.demo import LONG_NAME, due_in, registered, subscription

@@ -7,7 +7,7 @@ import pytest
 from django.conf import settings
 
 from orders.models import Order
-from portal import batches
+from portal.provisioning import batches
 from tests.browser.conftest import login
 from tests.browser.demo import seed
 

@@ -4,9 +4,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from orders import terms
-from orders.selectors import order_list_due_for_renewal
-from portal.spreadsheets import csv_cell
+from orders.renewals import terms
+from orders.renewals.selectors import order_list_due_for_renewal
+from portal.core.spreadsheets import csv_cell
 
 HEADERS = [
     "order",

@@ -76,7 +76,7 @@ class Command(BaseCommand):
         )
         self._register(
             RESUME_BATCHES,
-            "portal.batch_tasks.batch_resume_stalled_task",
+            "portal.tasks.batch_resume_stalled_task",
             "every minute.",
             minutes=1,
         )

@@ -20,8 +20,8 @@ from django_q.models import Schedule
 
 from customers.models import Customer
 from orders.models import Order
-from portal import notifications
 from portal.models import ProvisioningCall
+from portal.provisioning import notifications
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations

@@ -19,8 +19,8 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from portal import oneoffice
 from portal.models import InFlightSlot
+from portal.vendor import oneoffice
 
 
 class NoSlot(oneoffice.VendorNotSentError):

@@ -11,9 +11,9 @@ from django.db.models import Exists, OuterRef
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from portal import twofactor
-from portal.admin import ReadOnlyAdmin
+from portal.admin.records import ReadOnlyAdmin
 from portal.models import TwoFactorEvent
+from portal.security import twofactor
 
 User = get_user_model()
 

@@ -4,7 +4,7 @@ from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from portal.inputs import integer_fits
+from portal.core.inputs import integer_fits
 
 
 class SafeAutocompleteSelect(AutocompleteSelect):

@@ -27,16 +27,14 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connections, transaction
-from django.db.models import Count, Exists, F, Q, QuerySet, Subquery, Value, Window
-from django.db.models.functions import Concat, Left, RowNumber
+from django.db.models import Count, Exists, F, Q, QuerySet, Subquery, Window
+from django.db.models.functions import Left, RowNumber
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from customers.models import Customer
-from orders.models import Order
-from portal import provisioning
-from portal.models import Batch, BatchItem, ProvisioningCall
-from portal.sql import insert_select
+from portal.core.sql import insert_select
+from portal.models import Batch, BatchItem, Provisioned, ProvisioningCall
+from portal.provisioning import errors
 
 logger = logging.getLogger(__name__)
 
@@ -56,69 +54,47 @@ LONGEST_PAUSE = timedelta(hours=1)
 # A batch nobody has started working this long after it was recorded is handed to a task
 # again (its task was lost with its process or its queue).
 START_GRACE = timedelta(minutes=2)
-TASK = "portal.batch_tasks.batch_work_task"
+TASK = "portal.tasks.batch_work_task"
 # The most items one thread claims at once.
 CLAIM_MAX = 4
 
 
 @dataclass(frozen=True)
 class Operation:
-    run: Callable[..., object]
+    """What one bulk action runs on each object of `model`: `run(obj, by=...)`, a public
+    service function; `done`, the word for it done."""
+
+    model: type[Provisioned]
+    run: Callable[..., Provisioned]
     done: str
     # The OneOffice method it calls: a batch item left running by a dead task is settled from
     # a call of this method only. Empty for a retry (whatever is pending) or a decision (none).
     method: str = ""
+    # Relations each object is loaded with (a renewal's retry runs on its subscription).
+    related: tuple[str, ...] = ()
 
 
-def _customer(run: Callable[..., object]) -> Callable[..., object]:
-    return lambda obj, by: run(customer=obj, by=by)
+# Which operation each (kind, action) runs, filled by the apps that own the operations when
+# Django starts (their AppConfig.ready): a click, a small selection and a batch alike. The
+# batch engine knows no operation by name.
+OPERATIONS: dict[tuple[str, str], Operation] = {}
+# What a scheduled job that started a batch does once the batch ends, by job name.
+JOB_REPORTS: dict[str, Callable[[Batch], object]] = {}
 
 
-def _order(run: Callable[..., object]) -> Callable[..., object]:
-    return lambda obj, by: run(order=obj, by=by)
+def register(action: str, operation: Operation) -> None:
+    """Offer `operation` as `action` on objects of its model (customers, orders)."""
+    OPERATIONS[(operation.model._meta.model_name, action)] = operation
 
 
-# The public service function each action calls, per object: a click, a small selection and a
-# batch item alike (the admin's actions are named after these).
-OPERATIONS: dict[tuple[str, str], Operation] = {
-    ("customer", "register"): Operation(
-        _customer(provisioning.customer_register), "registered", "createCustomer"
-    ),
-    ("customer", "retry"): Operation(_customer(provisioning.customer_retry), "retried"),
-    ("order", "place"): Operation(_order(provisioning.order_place), "placed", "createFirstOrder"),
-    ("order", "renew"): Operation(
-        _order(provisioning.order_renew), "renewed", "createRenewalOrder"
-    ),
-    ("order", "suspend"): Operation(
-        _order(provisioning.order_suspend), "suspended", "suspendOrder"
-    ),
-    ("order", "cancel"): Operation(_order(provisioning.order_cancel), "cancelled", "cancelOrder"),
-    ("order", "retry"): Operation(_order(provisioning.order_retry), "retried"),
-    ("order", "mark_renewed"): Operation(
-        lambda obj, by: provisioning.order_resolve_renewal(renewal=obj, renewed=True, by=by),
-        "renewed",
-    ),
-    ("order", "mark_not_renewed"): Operation(
-        lambda obj, by: provisioning.order_resolve_renewal(renewal=obj, renewed=False, by=by),
-        "failed",
-    ),
-    ("order", "auto-renew"): Operation(
-        lambda obj, by: _auto_renew(obj), "renewed", "createRenewalOrder"
-    ),
-}
+def register_job(job: str, *, on_finished: Callable[[Batch], object]) -> None:
+    """Have `on_finished(batch)` run when a batch started by `job` ends."""
+    JOB_REPORTS[job] = on_finished
 
 
-def operation(model: type[Customer | Order], action: str) -> Operation:
+def operation(model: type[Provisioned], action: str) -> Operation:
     """What `action` runs on an object of `model`."""
     return OPERATIONS[(model._meta.model_name, action)]
-
-
-def _auto_renew(subscription: Order) -> Order:
-    # The job's own check before the same `order_renew`; imported here because the job
-    # builds on this module.
-    from orders.autorenew import auto_renew_one
-
-    return auto_renew_one(subscription=subscription)
 
 
 def _item_hold() -> timedelta:
@@ -145,7 +121,7 @@ def batch_start(
     kind: str,
     action: str,
     label: str,
-    objects: Iterable[Customer | Order],
+    objects: Iterable[Provisioned],
     by: AbstractBaseUser | None = None,
     job: str = "",
     rejected: dict[int, str] | None = None,
@@ -217,7 +193,7 @@ def _insert_items(batch: Batch, objects: QuerySet) -> int:
     """Queue one item per object of `objects`, in id order, in one INSERT ... SELECT (the
     admin's POST answers as fast for 10,000 objects as for 10). Returns how many."""
     model = objects.model
-    label = F("number") if model is Order else Concat("name", Value(" ("), "code", Value(")"))
+    label = model.label_expression()
     source = (
         # Each object once, whatever joins the list's own query made.
         model._base_manager.filter(pk__in=objects.order_by().values("pk"))
@@ -349,7 +325,7 @@ def _worker(work: _Slice) -> None:
 
 def _claim(
     batch: Batch, size: int
-) -> tuple[list[BatchItem], dict[int, Customer | Order]] | datetime | None:
+) -> tuple[list[BatchItem], dict[int, Provisioned]] | datetime | None:
     """Claim up to `size` queued items, first ones first, with their objects; or the end of the
     batch's pause; or None when no item is left queued."""
     batch_id = batch.pk
@@ -374,7 +350,7 @@ def _claim(
                 BatchItem.objects.filter(batch_id=batch_id, claimed_by=token, state=State.RUNNING)
             )
             items.sort(key=lambda item: item.position)
-            return items, _load(batch.kind, [item.object_id for item in items])
+            return items, _load(batch, [item.object_id for item in items])
         state = (
             Batch.objects.filter(pk=batch_id)
             .annotate(left=Exists(queued))
@@ -395,14 +371,13 @@ def _unclaim(items: list[BatchItem]) -> None:
     ).update(state=State.QUEUED, claimed_by="", claimed_until=None, started_at=None)
 
 
-def _load(kind: str, object_ids: list[int]) -> dict[int, Customer | Order]:
-    if kind == Batch.Kind.CUSTOMER:
-        return dict(Customer.objects.in_bulk(object_ids))
-    # A renewal's retry runs on its subscription, its parent.
-    return dict(Order.objects.select_related("parent").in_bulk(object_ids))
+def _load(batch: Batch, object_ids: list[int]) -> dict[int, Provisioned]:
+    operation = OPERATIONS[(batch.kind, batch.action)]
+    objects = operation.model._base_manager.select_related(*operation.related)
+    return dict(objects.in_bulk(object_ids))
 
 
-def _run(work: _Slice, item: BatchItem, obj: Customer | Order | None) -> None:
+def _run(work: _Slice, item: BatchItem, obj: Provisioned | None) -> None:
     batch = work.batch
     operation = OPERATIONS[(batch.kind, batch.action)]
     pause_until = None
@@ -411,7 +386,7 @@ def _run(work: _Slice, item: BatchItem, obj: Customer | Order | None) -> None:
     else:
         try:
             result = operation.run(obj, by=batch.created_by)
-        except provisioning.ProvisioningError as exc:
+        except errors.ProvisioningError as exc:
             pause_until = not_now_until(exc)
             state, message = _state_for(exc, not_now=pause_until is not None), exc.summary(obj)
         except Exception as exc:
@@ -446,17 +421,14 @@ def _settle(work: _Slice, item: BatchItem, *, state: str, message: str) -> None:
         work.paused_until = max(until, work.paused_until or until)
 
 
-def _state_for(exc: provisioning.ProvisioningError, *, not_now: bool) -> str:
-    if isinstance(exc, provisioning.VendorRefused):
+def _state_for(exc: errors.ProvisioningError, *, not_now: bool) -> str:
+    if isinstance(exc, errors.VendorRefused):
         return State.REFUSED
-    if isinstance(exc, provisioning.StillPending):
+    if isinstance(exc, errors.StillPending):
         return State.NOT_NOW if not_now else State.UNKNOWN
     if isinstance(
         exc,
-        provisioning.InvalidInput
-        | provisioning.NotAllowed
-        | provisioning.Busy
-        | provisioning.ConfigurationProblem,
+        errors.InvalidInput | errors.NotAllowed | errors.Busy | errors.ConfigurationProblem,
     ):
         return State.REJECTED
     # Any other failure may have left the object pending: never claim nothing happened.
@@ -561,12 +533,9 @@ def _finish_if_settled(batch: Batch) -> bool:
 
 
 def _job_finished(batch: Batch) -> None:
-    # Jobs that start batches report on them when they end; imported here because they
-    # build on this module.
-    from orders import autorenew
-
-    if batch.job == autorenew.JOB:
-        autorenew.auto_renew_report(batch=batch)
+    report = JOB_REPORTS.get(batch.job)
+    if report is not None:
+        report(batch)
 
 
 def batch_resume_stalled() -> int:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
+from django.contrib import admin
 from django.contrib.admin.views.main import IGNORED_PARAMS
 from django.core.exceptions import ValidationError
 from django.db.models import Max, Min, Q, QuerySet, Value
 from django.db.models.functions import Concat, Upper
 from django.utils import timezone
 
-from portal.ids import validate_remote_id
+from customers.models import Customer
+from portal.core.ids import validate_remote_id
 
 # Above every character a name can start a word with, so [PREFIX, PREFIX + TOP) holds every
 # string starting with PREFIX under a code-point (C or SQLite's BINARY) ordering.
@@ -161,8 +163,6 @@ class LargeListAdminMixin:
 
 def customers_matching(term: str) -> QuerySet:
     """Customers a search term names: by customer id exactly, or by a name prefix."""
-    from customers.models import Customer
-
     customers, by_name = name_prefix_q(Customer.objects.all(), "name", term)
     by_id = Q(code__in=id_variants(term))
     return customers.filter(by_id | by_name)
@@ -198,3 +198,18 @@ def matching_ids_q(model, term: str, *, number: str = "number", customer: str = 
     if len(pks) > MAX_ROW_IDS:
         return matches
     return Q(pk__in=pks)
+
+
+class NeedsAttentionFilter(admin.SimpleListFilter):
+    """Pending objects no request is working on: an unsettled or unsent call waits on them."""
+
+    title = "needs attention"
+    parameter_name = "attention"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Needs attention")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(queryset.model.needs_attention_q(now=timezone.now()))
+        return queryset

@@ -13,10 +13,10 @@ from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
-from orders import terms
 from orders.models import Order
-from orders.pricing import money_quantum, monthly
-from portal.spreadsheets import csv_cell
+from orders.money.pricing import money_quantum, monthly
+from orders.renewals import terms
+from portal.core.spreadsheets import csv_cell
 
 CHUNK_SIZE = 2000
 S = Order.Status

@@ -27,10 +27,11 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from orders import charts, terms
 from orders.models import Order
-from orders.pricing import money_quantum
-from orders.selectors import RENEWABLE, subscription_list_ending_between
+from orders.money import charts
+from orders.money.pricing import money_quantum
+from orders.renewals import terms
+from orders.renewals.selectors import RENEWABLE, subscription_list_ending_between
 from portal.models import ProvisioningCall
 
 S = Order.Status

@@ -8,7 +8,9 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
-from orders import reports, revenue, selectors
+from orders import reports
+from orders.money import revenue
+from orders.renewals import selectors
 
 VIEW_PERMISSION = "orders.view_order"
 

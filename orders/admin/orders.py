@@ -13,28 +13,19 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from customers.models import Customer
-from orders import (
-    admin_prices,  # noqa: F401  (registers the price list)
-    terms,
-)
-from orders.admin_renewals import RenewalWindowFilter
-from orders.export import order_export
-from orders.filters import SubscriptionNeedsAttentionFilter
+from orders.admin.filters import SubscriptionNeedsAttentionFilter
+from orders.admin.renewals import RenewalWindowFilter
+from orders.book.export import order_export
 from orders.models import Order
-from orders.pricing import format_money
-from portal import changelists, provisioning
-from portal.admin import (
-    WILL_REFUSE,
-    Provisioning,
-    ProvisioningAdminMixin,
-    attempts_label,
-    call_log_link,
-    call_log_url,
-    timeline,
-)
-from portal.changelists import LargeListAdminMixin
+from orders.money.pricing import format_money
+from orders.renewals import terms
+from portal import provisioning
+from portal.admin import changelists
+from portal.admin.actions import WILL_REFUSE, Provisioning, ProvisioningAdminMixin, attempts_label
+from portal.admin.calls import call_log_link, call_log_url, timeline
+from portal.admin.changelists import LargeListAdminMixin
+from portal.admin.widgets import SafeAutocompleteMixin
 from portal.models import ProvisioningCall
-from portal.widgets import SafeAutocompleteMixin
 
 S = Order.Status
 SALE_FIELDS = ["customer", "number", "product", "licenses", "duration", "discount_percent"]

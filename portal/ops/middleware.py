@@ -23,7 +23,7 @@ from django.db import models
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
-from portal.inputs import integer_fits
+from portal.core.inputs import integer_fits
 
 NUL = "\x00"
 REGEX_LOOKUPS = {"regex", "iregex"}

@@ -1,6 +1,6 @@
 """Renewals in the admin: the "Renewals due" page, the reminder job's runs and what they sent,
 and the order list's "renewal window" filter. Read-only apart from two buttons: Renew (the
-order admin's provisioning URL) and Re-send reminder (`orders.reminders.reminder_resend`)."""
+order admin's provisioning URL) and Re-send reminder (`reminders.reminder_resend`)."""
 
 from django.conf import settings
 from django.contrib import admin, messages
@@ -15,14 +15,20 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from orders import terms
 from orders.models import Order, ReminderRun, RenewalDue, RenewalReminder
-from orders.pricing import format_money
-from orders.reminders import NO_MANAGER, ReminderError, reminder_resend
-from orders.selectors import DUE, LAPSED, NOT_YET_DUE, order_list_due_for_renewal, renewal_state_q
-from portal import changelists
-from portal.admin import ReadOnlyAdmin
-from portal.changelists import LargeListAdminMixin
+from orders.money.pricing import format_money
+from orders.renewals import terms
+from orders.renewals.reminders import NO_MANAGER, ReminderError, reminder_resend
+from orders.renewals.selectors import (
+    DUE,
+    LAPSED,
+    NOT_YET_DUE,
+    order_list_due_for_renewal,
+    renewal_state_q,
+)
+from portal.admin import changelists
+from portal.admin.changelists import LargeListAdminMixin
+from portal.admin.records import ReadOnlyAdmin
 
 RENEWALS_PER_PAGE = 100
 SORT_BY_VALUE = "value"
@@ -174,7 +180,7 @@ class RenewalDueAdmin(admin.ModelAdmin):
                 F("current_value").desc(nulls_last=True), "current_term_end", "number"
             )
         if manager == NO_MANAGER:
-            # Whose reminders go to managers only (see orders.reminders).
+            # Whose reminders go to managers only (see orders.renewals.reminders).
             renewals = renewals.filter(
                 Q(customer__account_manager__isnull=True)
                 | Q(customer__account_manager__is_active=False)

@@ -26,12 +26,12 @@ from django.db.models.functions import Coalesce, Concat
 from django.urls import reverse
 from django.utils import timezone
 
-from orders import terms
 from orders.models import Order, ReminderRun, RenewalReminder
-from orders.pricing import format_money
-from orders.selectors import order_list_due_for_renewal
-from portal.inputs import one_line
-from portal.sql import insert_select
+from orders.money.pricing import format_money
+from orders.renewals import terms
+from orders.renewals.selectors import order_list_due_for_renewal
+from portal.core.inputs import one_line
+from portal.core.sql import insert_select
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from django.utils.http import urlencode
 
 from customers.models import Customer
 from orders.models import Order
-from portal import batches
 from portal.models import Batch, BatchItem
+from portal.provisioning import batches
 
 ITEMS_PER_PAGE = 100
 # The list of objects that did not go through is a link with their ids; past this many the

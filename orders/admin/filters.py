@@ -3,7 +3,7 @@
 from django.utils import timezone
 
 from orders import reports
-from portal.admin import NeedsAttentionFilter
+from portal.admin.changelists import NeedsAttentionFilter
 
 
 class SubscriptionNeedsAttentionFilter(NeedsAttentionFilter):

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import path
 
-from portal import twofactor
+from portal.security import twofactor
 
 
 class PortalAdminSite(admin.AdminSite):

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from orders.models import DiscountPolicy, Duration, Price, Product
-from orders.pricing import format_money
+from orders.money.pricing import format_money
 
 IN_FORCE = "today"
 SCHEDULED = "scheduled"

@@ -20,10 +20,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from orders.models import AutoRenewal, Order
-from orders.selectors import DUE, renewal_state_q
-from portal import batches, provisioning
-from portal.models import Batch, BatchItem
-from portal.notifications import admin_url
+from orders.renewals.selectors import DUE, renewal_state_q
+from portal import provisioning
+from portal.models import Batch, BatchItem, ProvisioningCall
+from portal.provisioning import batches
+from portal.provisioning.notifications import admin_url
 
 logger = logging.getLogger(__name__)
 
@@ -186,3 +187,17 @@ def _body(batch: Batch, rows) -> str:
         + reverse("admin:orders_renewaldue_changelist"),
     ]
     return "\n".join(lines) + "\n"
+
+
+def register_auto_renewal() -> None:
+    """Offer the job's renewal to batches, and have a finished auto-renewal batch reported."""
+    batches.register(
+        "auto-renew",
+        batches.Operation(
+            Order,
+            lambda obj, by: auto_renew_one(subscription=obj),
+            "renewed",
+            ProvisioningCall.Method.CREATE_RENEWAL_ORDER,
+        ),
+    )
+    batches.register_job(JOB, on_finished=lambda batch: auto_renew_report(batch=batch))
