@@ -11,8 +11,8 @@ from django.contrib.auth.models import Group
 
 from orders.models import Order
 from portal import provisioning
+from portal.oneoffice.sandbox import Sandbox
 from portal.security.roles import MANAGERS, SALES
-from portal.vendor.sandbox import Sandbox
 from tests.factories import CustomerFactory, OrderFactory, UserFactory
 
 API_KEY = "test-key-4b1d7e0c9a"

@@ -26,8 +26,8 @@ from orders.models import AutoRenewal, Order
 from orders.renewals import autorenew
 from portal import provisioning
 from portal.models import Batch, BatchItem, InFlightSlot, ProvisioningCall
+from portal.oneoffice import sandbox as sandbox_module
 from portal.provisioning import batches, inflight
-from portal.vendor import sandbox as sandbox_module
 from tests.factories import CustomerFactory, OrderFactory, UserFactory, active_subscriptions
 from tests.test_races import at_once
 
@@ -375,7 +375,7 @@ def test_a_429_with_retry_after_pauses_the_batch_that_long(sandbox, settings):
 
 
 def test_not_now_reads_status_and_retry_after_of_the_clients_error():
-    from portal.vendor.oneoffice import VendorError
+    from portal.oneoffice.api import VendorError
 
     def raised(status: int, retry_after=None):
         # As the service raises it: its error while handling the client's.

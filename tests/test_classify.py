@@ -4,8 +4,8 @@ import pytest
 
 from portal import provisioning
 from portal.models import ProvisioningCall
+from portal.oneoffice import api
 from portal.provisioning import Settle
-from portal.vendor import oneoffice
 
 M = ProvisioningCall.Method
 Out = ProvisioningCall.Outcome
@@ -13,8 +13,8 @@ DUPLICATE = 'duplicate key value violates unique constraint "orders_remote_id_ke
 EMAIL = 'duplicate key value violates unique constraint "users_email"'
 
 
-def refused(message: str) -> oneoffice.VendorError:
-    return oneoffice.VendorRefusedError(message, status=400)
+def refused(message: str) -> api.VendorError:
+    return api.VendorRefusedError(message, status=400)
 
 
 @pytest.mark.parametrize(
@@ -33,15 +33,15 @@ def refused(message: str) -> oneoffice.VendorError:
         (M.SUSPEND_ORDER, refused("order X is already cancelled"), True, Out.REFUSED,
          Settle.REFUSED, False, provisioning.VendorRefused),
         (M.CREATE_RENEWAL_ORDER, refused(DUPLICATE), True, Out.OK, Settle.DONE, False, None),
-        (M.CREATE_CUSTOMER, oneoffice.VendorConfigError("bad key", status=401), False,
+        (M.CREATE_CUSTOMER, api.VendorConfigError("bad key", status=401), False,
          Out.CONFIG_ERROR, Settle.RESTORE, False, provisioning.ConfigurationProblem),
-        (M.CREATE_CUSTOMER, oneoffice.VendorConfigError("bad key", status=401), True,
+        (M.CREATE_CUSTOMER, api.VendorConfigError("bad key", status=401), True,
          Out.CONFIG_ERROR, Settle.PENDING, False, provisioning.ConfigurationProblem),
-        (M.CANCEL_ORDER, oneoffice.VendorNotSentError("refused"), False, Out.NOT_SENT,
+        (M.CANCEL_ORDER, api.VendorNotSentError("refused"), False, Out.NOT_SENT,
          Settle.PENDING, True, provisioning.StillPending),
-        (M.CANCEL_ORDER, oneoffice.VendorNotSentError("refused"), True, Out.NOT_SENT,
+        (M.CANCEL_ORDER, api.VendorNotSentError("refused"), True, Out.NOT_SENT,
          Settle.PENDING, True, provisioning.OutcomeUnknown),
-        (M.CREATE_FIRST_ORDER, oneoffice.VendorOutcomeUnknownError("500", status=500), False,
+        (M.CREATE_FIRST_ORDER, api.VendorOutcomeUnknownError("500", status=500), False,
          Out.UNKNOWN, Settle.PENDING, True, provisioning.OutcomeUnknown),
     ],
 )  # fmt: skip

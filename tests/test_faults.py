@@ -20,8 +20,8 @@ from customers.models import Customer
 from orders.models import Order
 from portal import provisioning, tasks
 from portal.models import ProvisioningCall
+from portal.oneoffice import sandbox as sandbox_module
 from portal.provisioning import retries
-from portal.vendor import sandbox as sandbox_module
 from tests.factories import CustomerFactory, OrderFactory
 
 Outcome = ProvisioningCall.Outcome

@@ -11,7 +11,7 @@ from django_q.models import Schedule
 from orders.models import Order
 from portal import provisioning, tasks
 from portal.models import ProvisioningCall
-from portal.vendor import oneoffice
+from portal.oneoffice import api
 from tests.factories import OrderFactory
 
 Outcome = ProvisioningCall.Outcome
@@ -25,7 +25,7 @@ NOW = datetime(2027, 3, 1, 12, tzinfo=UTC)
         (" 0 ", NOW),
         ("Mon, 01 Mar 2027 12:05:00 GMT", NOW + timedelta(minutes=5)),
         ("Mon, 01 Mar 2027 11:00:00 GMT", NOW),  # in the past: now
-        ("99999999999", NOW + oneoffice.RETRY_AFTER_CAP),
+        ("99999999999", NOW + api.RETRY_AFTER_CAP),
         ("soon", None),
         ("-5", None),
         ("", None),
@@ -33,19 +33,19 @@ NOW = datetime(2027, 3, 1, 12, tzinfo=UTC)
     ],
 )
 def test_parse_retry_after_reads_seconds_and_http_dates(value, expected):
-    assert oneoffice.parse_retry_after(value, now=NOW) == expected
+    assert api.parse_retry_after(value, now=NOW) == expected
 
 
 @pytest.mark.parametrize(("fault", "status"), [("429", 429), ("408", 408)])
 def test_client_reads_429_and_408_as_not_now_with_retry_after(sandbox, fault, status):
-    client = oneoffice.OneOfficeClient(url=sandbox.url, api_key=sandbox.api_key)
+    client = api.OneOfficeClient(url=sandbox.url, api_key=sandbox.api_key)
     sandbox.inject("createCustomer", fault, retry_after="30")
-    request = oneoffice.create_customer(
+    request = api.create_customer(
         customer_id="C1", name="n", email="a@b.example", phone="+3021055501", display_name="d"
     )
     before = datetime.now(UTC)
 
-    with pytest.raises(oneoffice.VendorNotNowError) as caught:
+    with pytest.raises(api.VendorNotNowError) as caught:
         client.send(request)
 
     assert caught.value.status == status
@@ -54,13 +54,13 @@ def test_client_reads_429_and_408_as_not_now_with_retry_after(sandbox, fault, st
 
 
 def test_client_keeps_a_5xx_with_retry_after_unknown(sandbox):
-    client = oneoffice.OneOfficeClient(url=sandbox.url, api_key=sandbox.api_key)
+    client = api.OneOfficeClient(url=sandbox.url, api_key=sandbox.api_key)
     sandbox.inject("createCustomer", "503-retry-after", retry_after="30")
-    request = oneoffice.create_customer(
+    request = api.create_customer(
         customer_id="C1", name="n", email="a@b.example", phone="+3021055501", display_name="d"
     )
 
-    with pytest.raises(oneoffice.VendorOutcomeUnknownError) as caught:
+    with pytest.raises(api.VendorOutcomeUnknownError) as caught:
         client.send(request)
 
     assert caught.value.retry_after is not None

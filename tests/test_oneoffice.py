@@ -9,10 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from portal.vendor import oneoffice
+from portal.oneoffice import api
 from tests.conftest import API_KEY
 
-ACME = oneoffice.create_customer(
+ACME = api.create_customer(
     customer_id="ACME",
     name="ACME Ltd",
     email="it@acme.example",
@@ -21,17 +21,17 @@ ACME = oneoffice.create_customer(
 )
 
 
-def _order(order_id: str = "ORD-1") -> oneoffice.Request:
-    return oneoffice.create_first_order(
+def _order(order_id: str = "ORD-1") -> api.Request:
+    return api.create_first_order(
         customer_id="ACME", order_id=order_id, product="oo-std", licenses=20, duration="monthly"
     )
 
 
 @pytest.fixture
-def client(sandbox) -> Iterator[oneoffice.OneOfficeClient]:
+def client(sandbox) -> Iterator[api.OneOfficeClient]:
     # A short read timeout keeps the "hang" tests quick; the sandbox hangs longer than this.
     sandbox.hang_seconds = 1.0
-    client = oneoffice.OneOfficeClient(
+    client = api.OneOfficeClient(
         url=sandbox.url, api_key=API_KEY, connect_timeout=1.0, read_timeout=0.3
     )
     yield client
@@ -50,7 +50,7 @@ def order_on_sandbox(client, customer_on_sandbox):
 
 def _refusal(client, sandbox, *, status=400, body="", content_type="application/json"):
     sandbox.inject("createCustomer", "respond", status=status, body=body, content_type=content_type)
-    with pytest.raises(oneoffice.VendorError) as caught:
+    with pytest.raises(api.VendorError) as caught:
         client.send(ACME)
     return caught.value
 
@@ -83,8 +83,8 @@ def test_client_send_uses_the_vendor_wire_format(client, sandbox):
 
 def test_client_send_puts_every_call_on_the_same_url(client, sandbox, customer_on_sandbox):
     client.send(_order("ORD-1"))
-    client.send(oneoffice.suspend_order(order_id="ORD-1"))
-    client.send(oneoffice.cancel_order(order_id="ORD-1"))
+    client.send(api.suspend_order(order_id="ORD-1"))
+    client.send(api.cancel_order(order_id="ORD-1"))
 
     assert {(r["http_method"], r["path"]) for r in sandbox.requests} == {("GET", "/")}
     assert [r["rpc_method"] for r in sandbox.requests] == [
@@ -99,7 +99,7 @@ def test_client_send_puts_every_call_on_the_same_url(client, sandbox, customer_o
     ("request_", "expected"),
     [
         (
-            oneoffice.create_first_order(
+            api.create_first_order(
                 customer_id="ABC",
                 order_id="REMOTEORDER1",
                 product="oo-lite",
@@ -118,25 +118,25 @@ def test_client_send_puts_every_call_on_the_same_url(client, sandbox, customer_o
             },
         ),
         (
-            oneoffice.create_renewal_order(parent_id="REMOTEORDER1", order_id="REMOTEORDER2"),
+            api.create_renewal_order(parent_id="REMOTEORDER1", order_id="REMOTEORDER2"),
             {
                 "method": "createRenewalOrder",
                 "params": {"parent": "REMOTEORDER1", "id": "REMOTEORDER2"},
             },
         ),
         (
-            oneoffice.cancel_order(order_id="REMOTEORDER1"),
+            api.cancel_order(order_id="REMOTEORDER1"),
             {"method": "cancelOrder", "params": {"id": "REMOTEORDER1"}},
         ),
         (
-            oneoffice.suspend_order(order_id="REMOTEORDER1"),
+            api.suspend_order(order_id="REMOTEORDER1"),
             {"method": "suspendOrder", "params": {"id": "REMOTEORDER1"}},
         ),
     ],
 )
 def test_client_send_body_is_exactly_method_and_params(client, sandbox, request_, expected):
     # The vendor may refuse (nothing exists yet); the body on the wire is what matters here.
-    with contextlib.suppress(oneoffice.VendorRefusedError):
+    with contextlib.suppress(api.VendorRefusedError):
         client.send(request_)
 
     [request] = sandbox.requests
@@ -152,7 +152,7 @@ def test_read_customer_reads_the_old_response_with_integer_ids(client, sandbox):
 
     reply = client.send(ACME)
 
-    remote = oneoffice.read_customer(reply.data)
+    remote = api.read_customer(reply.data)
     assert reply.status == 200
     assert reply.data["remoteId"] == "ACME"
     assert isinstance(reply.data["id"], int)
@@ -168,7 +168,7 @@ def test_read_customer_reads_the_new_response_with_string_ids_and_url(client, sa
 
     reply = client.send(ACME)
 
-    remote = oneoffice.read_customer(reply.data)
+    remote = api.read_customer(reply.data)
     held = sandbox.snapshot()["customers"]["ACME"]
     assert remote.vendor_id == held["vendor_id"]
     assert remote.partner == held["partner"]
@@ -179,7 +179,7 @@ def test_read_customer_reads_the_new_response_with_string_ids_and_url(client, sa
 
 
 def test_read_customer_reads_the_vendor_page_example():
-    remote = oneoffice.read_customer(
+    remote = api.read_customer(
         {
             "name": "ABC Company",
             "partner": 0,
@@ -190,7 +190,7 @@ def test_read_customer_reads_the_vendor_page_example():
             "remoteId": "ABC",
         }
     )
-    assert remote == oneoffice.RemoteCustomer(
+    assert remote == api.RemoteCustomer(
         vendor_id="1",
         partner="0",
         created_at=datetime(2023, 5, 17, 8, 55, 17, tzinfo=UTC),
@@ -211,8 +211,8 @@ def test_read_customer_reads_the_vendor_page_example():
     ],
 )
 def test_read_customer_gives_blanks_for_unexpected_shapes(data):
-    remote = oneoffice.read_customer(data)
-    assert remote == oneoffice.RemoteCustomer("", "", None, None, "")
+    remote = api.read_customer(data)
+    assert remote == api.RemoteCustomer("", "", None, None, "")
 
 
 @pytest.mark.parametrize(
@@ -245,10 +245,10 @@ def test_client_send_accepts_any_2xx_status(client, sandbox):
 
 
 def test_client_send_follows_the_vendor_rules_for_order_calls(client, sandbox, order_on_sandbox):
-    client.send(oneoffice.suspend_order(order_id="ORD-1"))
+    client.send(api.suspend_order(order_id="ORD-1"))
     assert sandbox.snapshot()["orders"]["ORD-1"]["status"] == "suspended"
 
-    client.send(oneoffice.cancel_order(order_id="ORD-1"))
+    client.send(api.cancel_order(order_id="ORD-1"))
     assert sandbox.snapshot()["orders"]["ORD-1"]["status"] == "cancelled"
 
 
@@ -258,7 +258,7 @@ def test_client_send_follows_the_vendor_rules_for_order_calls(client, sandbox, o
 def test_client_send_raises_refused_with_the_vendors_json_string(client, sandbox):
     client.send(ACME)
 
-    with pytest.raises(oneoffice.VendorRefusedError) as caught:
+    with pytest.raises(api.VendorRefusedError) as caught:
         client.send(ACME)
 
     assert caught.value.status == 400
@@ -269,8 +269,8 @@ def test_client_send_raises_refused_with_the_vendors_json_string(client, sandbox
 
 
 def test_client_send_refusal_of_an_unknown_parent_is_refused(client, sandbox):
-    with pytest.raises(oneoffice.VendorRefusedError, match="order NOPE not found"):
-        client.send(oneoffice.create_renewal_order(parent_id="NOPE", order_id="R-1"))
+    with pytest.raises(api.VendorRefusedError, match="order NOPE not found"):
+        client.send(api.create_renewal_order(parent_id="NOPE", order_id="R-1"))
 
 
 @pytest.mark.parametrize(
@@ -290,7 +290,7 @@ def test_client_send_refusal_of_an_unknown_parent_is_refused(client, sandbox):
 def test_client_send_reads_the_refusal_message_from_json(client, sandbox, body, message):
     exc = _refusal(client, sandbox, status=422, body=body)
 
-    assert isinstance(exc, oneoffice.VendorRefusedError)
+    assert isinstance(exc, api.VendorRefusedError)
     assert exc.message == message
     assert exc.status == 422
 
@@ -298,7 +298,7 @@ def test_client_send_reads_the_refusal_message_from_json(client, sandbox, body, 
 def test_client_send_reads_a_plain_text_refusal(client, sandbox):
     exc = _refusal(client, sandbox, body="  Customer quota\n exceeded  ", content_type="text/plain")
 
-    assert isinstance(exc, oneoffice.VendorRefusedError)
+    assert isinstance(exc, api.VendorRefusedError)
     assert exc.message == "Customer quota exceeded"
 
 
@@ -309,7 +309,7 @@ def test_client_send_reads_an_html_refusal(client, sandbox):
     )
     exc = _refusal(client, sandbox, body=page, content_type="text/html")
 
-    assert isinstance(exc, oneoffice.VendorRefusedError)
+    assert isinstance(exc, api.VendorRefusedError)
     assert exc.message == "400 Bad Request"
     assert exc.body == page
 
@@ -324,8 +324,8 @@ def test_client_send_reads_an_html_refusal_without_a_title(client, sandbox):
 def test_client_send_caps_the_body_and_the_message(client, sandbox):
     exc = _refusal(client, sandbox, body="x" * 50_000, content_type="text/plain")
 
-    assert len(exc.body) == oneoffice.BODY_CAP
-    assert len(exc.message) == oneoffice.MESSAGE_CAP
+    assert len(exc.body) == api.BODY_CAP
+    assert len(exc.message) == api.MESSAGE_CAP
 
 
 def test_client_send_leaves_the_sandbox_unchanged_on_a_refusal(client, sandbox):
@@ -341,15 +341,15 @@ def test_client_send_leaves_the_sandbox_unchanged_on_a_refusal(client, sandbox):
 def test_client_send_raises_configuration_error_when_the_key_is_refused(client, sandbox, status):
     exc = _refusal(client, sandbox, status=status, body='"invalid API key"')
 
-    assert isinstance(exc, oneoffice.VendorConfigError)
+    assert isinstance(exc, api.VendorConfigError)
     assert exc.status == status
     assert "ONEOFFICE_API_KEY" in exc.message
 
 
 def test_client_send_with_a_wrong_key_is_a_configuration_error_without_the_key(sandbox):
-    wrong = oneoffice.OneOfficeClient(url=sandbox.url, api_key="wrong-key-123")
+    wrong = api.OneOfficeClient(url=sandbox.url, api_key="wrong-key-123")
 
-    with pytest.raises(oneoffice.VendorConfigError) as caught:
+    with pytest.raises(api.VendorConfigError) as caught:
         wrong.send(ACME)
 
     assert caught.value.status == 401
@@ -363,22 +363,22 @@ def test_client_send_with_a_wrong_key_is_a_configuration_error_without_the_key(s
     [("", API_KEY, "ONEOFFICE_URL"), ("http://127.0.0.1:1/", "", "ONEOFFICE_API_KEY")],
 )
 def test_client_without_url_or_key_is_a_configuration_error(url, key, names):
-    with pytest.raises(oneoffice.VendorConfigError, match=names):
-        oneoffice.OneOfficeClient(url=url, api_key=key)
+    with pytest.raises(api.VendorConfigError, match=names):
+        api.OneOfficeClient(url=url, api_key=key)
 
 
 @pytest.mark.parametrize("url", ["ftp://127.0.0.1/", "not a url", "http://"])
 def test_client_send_to_an_unusable_url_is_a_configuration_error(url):
-    client = oneoffice.OneOfficeClient(url=url, api_key=API_KEY)
+    client = api.OneOfficeClient(url=url, api_key=API_KEY)
 
-    with pytest.raises(oneoffice.VendorConfigError, match="ONEOFFICE_URL"):
+    with pytest.raises(api.VendorConfigError, match="ONEOFFICE_URL"):
         client.send(ACME)
 
 
 def test_client_send_does_not_follow_the_sandbox_redirect(client, sandbox):
     sandbox.inject("createCustomer", "redirect")
 
-    with pytest.raises(oneoffice.VendorConfigError) as caught:
+    with pytest.raises(api.VendorConfigError) as caught:
         client.send(ACME)
 
     assert caught.value.status == 302
@@ -417,9 +417,9 @@ def redirector(sandbox):
 
 def test_client_send_never_delivers_to_the_redirect_location(sandbox, redirector):
     host, port = redirector.server_address[:2]
-    client = oneoffice.OneOfficeClient(url=f"http://{host}:{port}/", api_key=API_KEY)
+    client = api.OneOfficeClient(url=f"http://{host}:{port}/", api_key=API_KEY)
 
-    with pytest.raises(oneoffice.VendorConfigError, match="not followed"):
+    with pytest.raises(api.VendorConfigError, match="not followed"):
         client.send(ACME)
 
     assert redirector.RequestHandlerClass.hits == 1
@@ -448,7 +448,7 @@ def test_client_send_raises_outcome_unknown_when_it_may_have_landed(
 ):
     sandbox.inject("createCustomer", fault)
 
-    with pytest.raises(oneoffice.VendorOutcomeUnknownError) as caught:
+    with pytest.raises(api.VendorOutcomeUnknownError) as caught:
         client.send(ACME)
 
     assert caught.value.status == status
@@ -459,7 +459,7 @@ def test_client_send_raises_outcome_unknown_when_it_may_have_landed(
 def test_client_send_reports_the_502_page_title(client, sandbox):
     sandbox.inject("createCustomer", "html-502")
 
-    with pytest.raises(oneoffice.VendorOutcomeUnknownError, match="502 Bad Gateway"):
+    with pytest.raises(api.VendorOutcomeUnknownError, match="502 Bad Gateway"):
         client.send(ACME)
 
 
@@ -472,7 +472,7 @@ def test_client_send_treats_an_html_200_as_unreadable(client, sandbox):
         content_type="text/html",
     )
 
-    with pytest.raises(oneoffice.VendorOutcomeUnknownError) as caught:
+    with pytest.raises(api.VendorOutcomeUnknownError) as caught:
         client.send(ACME)
 
     assert caught.value.body == "<html>Welcome</html>"
@@ -481,9 +481,7 @@ def test_client_send_treats_an_html_200_as_unreadable(client, sandbox):
 def test_client_send_times_out_on_a_hang(client, sandbox):
     sandbox.inject("createCustomer", "hang-after")
 
-    with pytest.raises(
-        oneoffice.VendorOutcomeUnknownError, match="did not answer in time"
-    ) as caught:
+    with pytest.raises(api.VendorOutcomeUnknownError, match="did not answer in time") as caught:
         client.send(ACME)
 
     # The sandbox would have answered 200 after its hang: the read timeout ended the wait,
@@ -502,10 +500,10 @@ def test_client_send_waits_for_a_slow_answer_within_the_timeout(client, sandbox)
 
 def test_client_send_recovers_after_a_fault(client, sandbox):
     sandbox.inject("createCustomer", "drop-after")
-    with pytest.raises(oneoffice.VendorOutcomeUnknownError):
+    with pytest.raises(api.VendorOutcomeUnknownError):
         client.send(ACME)
 
-    with pytest.raises(oneoffice.VendorRefusedError, match="duplicate key"):
+    with pytest.raises(api.VendorRefusedError, match="duplicate key"):
         client.send(ACME)
 
 
@@ -515,7 +513,7 @@ def test_client_send_recovers_after_a_fault(client, sandbox):
 def test_client_send_raises_not_sent_when_connections_are_refused(client, sandbox):
     sandbox.refuse_connections()
 
-    with pytest.raises(oneoffice.VendorNotSentError) as caught:
+    with pytest.raises(api.VendorNotSentError) as caught:
         client.send(ACME)
 
     assert caught.value.status is None
@@ -525,8 +523,8 @@ def test_client_send_raises_not_sent_when_connections_are_refused(client, sandbo
 
 
 def test_error_message_reads_json_strings_objects_and_text():
-    assert oneoffice.error_message('"bad"') == "bad"
-    assert oneoffice.error_message('{"msg": "worse"}') == "worse"
-    assert oneoffice.error_message("<title>Gone</title>") == "Gone"
-    assert oneoffice.error_message("plain words") == "plain words"
-    assert oneoffice.error_message("42") == "42"
+    assert api.error_message('"bad"') == "bad"
+    assert api.error_message('{"msg": "worse"}') == "worse"
+    assert api.error_message("<title>Gone</title>") == "Gone"
+    assert api.error_message("plain words") == "plain words"
+    assert api.error_message("42") == "42"

@@ -15,8 +15,8 @@ from customers.models import Customer
 from orders.models import Order
 from portal import provisioning, tasks
 from portal.models import ProvisioningCall
+from portal.oneoffice import api
 from portal.provisioning import retries
-from portal.vendor import oneoffice
 from tests.conftest import API_KEY
 from tests.factories import CustomerFactory, OrderFactory, UserFactory
 
@@ -167,8 +167,8 @@ def test_customer_register_without_a_user_is_recorded_as_the_scheduler(sandbox):
 
 def test_customer_register_refused_by_the_vendor_fails_with_its_words(sandbox):
     # Another system already registered this id on OneOffice.
-    oneoffice.OneOfficeClient(url=sandbox.url, api_key=API_KEY).send(
-        oneoffice.create_customer(
+    api.OneOfficeClient(url=sandbox.url, api_key=API_KEY).send(
+        api.create_customer(
             customer_id="ACME", name="Other", email="o@o.example", phone="123456", display_name="O"
         )
     )
@@ -440,7 +440,7 @@ def test_customer_register_emails_managers_once_when_retries_are_used_up(
 
 def test_customer_retry_after_a_worker_died_mid_call_settles_the_stale_call(sandbox):
     customer = CustomerFactory()
-    request = oneoffice.create_customer(
+    request = api.create_customer(
         customer_id=customer.code,
         name=customer.name,
         email=customer.admin_email,
@@ -453,7 +453,7 @@ def test_customer_retry_after_a_worker_died_mid_call_settles_the_stale_call(sand
     stale = ProvisioningCall.objects.create(
         method=request.method, params=request.params, customer=customer, status_before="draft"
     )
-    oneoffice.OneOfficeClient(url=sandbox.url, api_key=API_KEY).send(request)
+    api.OneOfficeClient(url=sandbox.url, api_key=API_KEY).send(request)
     customer.refresh_from_db()
 
     provisioning.customer_retry(customer=customer)

@@ -15,7 +15,7 @@ import pytest
 import requests
 import time_machine
 
-from portal.vendor.sandbox import DURATIONS, FAULTS, PRODUCTS, Sandbox
+from portal.oneoffice.sandbox import DURATIONS, FAULTS, PRODUCTS, Sandbox
 
 KEY = "sandbox-test-key-5f1c9a"
 ADMIN = {"email": "admin@abc.example", "phone": "111111111", "displayName": "Isa Aswath"}
@@ -569,11 +569,11 @@ def test_request_log_records_every_request(sandbox: Sandbox) -> None:
 def test_log_lines_name_the_call_but_never_the_key(
     sandbox: Sandbox, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="portal.vendor.sandbox"):
+    with caplog.at_level(logging.INFO, logger="portal.oneoffice.sandbox"):
         add_customer(sandbox)
         add_customer(sandbox)
         add_customer(sandbox, key="wrong")
-    lines = [r.getMessage() for r in caplog.records if r.name == "portal.vendor.sandbox"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "portal.oneoffice.sandbox"]
     assert lines == [
         "createCustomer id=ABC -> 200",
         "createCustomer id=ABC -> 400",

@@ -419,7 +419,7 @@ PRODUCTION_ENV = {
     "DJANGO_DEBUG": "off",
     "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
     "DJANGO_ALLOWED_HOSTS": "portal.example.com",
-    "ONEOFFICE_URL": "https://oneoffice.invalid/api",
+    "ONEOFFICE_URL": "https://api.invalid/api",
     "ONEOFFICE_API_KEY": "x",
 }
 

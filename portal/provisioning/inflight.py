@@ -20,10 +20,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from portal.models import InFlightSlot
-from portal.vendor import oneoffice
+from portal.oneoffice import api
 
 
-class NoSlot(oneoffice.VendorNotSentError):
+class NoSlot(api.VendorNotSentError):
     """No slot came free within ONEOFFICE_IN_FLIGHT_WAIT_SECONDS: the call was not sent, and the
     service treats it as any call that never left (pending, retried automatically)."""
 

@@ -18,6 +18,7 @@ from customers.models import Customer
 from orders.models import Order
 from orders.renewals import terms
 from portal.models import ProvisioningCall
+from portal.oneoffice import api
 from portal.ops.logging import log_context
 from portal.provisioning import inflight, retries
 from portal.provisioning.errors import (
@@ -28,7 +29,6 @@ from portal.provisioning.errors import (
 )
 from portal.provisioning.lease import field_label, save_releasing_lease
 from portal.provisioning.outcomes import Decision, Settle, classify
-from portal.vendor import oneoffice
 
 logger = logging.getLogger("portal.provisioning")
 
@@ -37,10 +37,10 @@ Subject = Customer | Order
 # One operation's object: its `on_ok` and `refused_status` take that same model.
 S = TypeVar("S", Customer, Order)
 
-_clients: dict[tuple, oneoffice.OneOfficeClient] = {}
+_clients: dict[tuple, api.OneOfficeClient] = {}
 
 
-def client() -> oneoffice.OneOfficeClient:
+def client() -> api.OneOfficeClient:
     """The OneOffice client for the current settings, one pooled session per configuration."""
     config = (
         settings.ONEOFFICE_URL,
@@ -49,7 +49,7 @@ def client() -> oneoffice.OneOfficeClient:
         settings.ONEOFFICE_TIMEOUT,
     )
     if config not in _clients:
-        _clients[config] = oneoffice.OneOfficeClient(
+        _clients[config] = api.OneOfficeClient(
             url=config[0], api_key=config[1], connect_timeout=config[2], read_timeout=config[3]
         )
     return _clients[config]
@@ -82,7 +82,7 @@ def validate(subject: Subject, *, built_from_stored: bool = False) -> None:
 
 def commit_attempt(
     subject: Subject,
-    request: oneoffice.Request,
+    request: api.Request,
     *,
     by: User | AnonymousUser | None,
     retrying: bool,
@@ -141,9 +141,9 @@ def settle_stale_calls(subject: Subject, method: str) -> str:
 def send(
     subject: S,
     call: ProvisioningCall,
-    request: oneoffice.Request,
+    request: api.Request,
     *,
-    on_ok: Callable[[S, oneoffice.Reply | None, date], list[str]],
+    on_ok: Callable[[S, api.Reply | None, date], list[str]],
     refused_status: Callable[[S, ProvisioningCall], str],
 ) -> S:
     """Send outside any transaction, then record the outcome (second transaction). Every line
@@ -152,7 +152,7 @@ def send(
         try:
             with inflight.slot():
                 reply = client().send(request)
-        except oneoffice.VendorError as exc:
+        except api.VendorError as exc:
             return record_failure(subject, call, exc, on_ok=on_ok, refused_status=refused_status)
         record_done(subject, call, reply, on_ok=on_ok)
     return subject
@@ -177,21 +177,21 @@ def close_call(call: ProvisioningCall, outcome: str, exc_or_reply, error: str = 
 def record_done(
     subject: S,
     call: ProvisioningCall,
-    reply: oneoffice.Reply | oneoffice.VendorError,
+    reply: api.Reply | api.VendorError,
     *,
-    on_ok: Callable[[S, oneoffice.Reply | None, date], list[str]],
+    on_ok: Callable[[S, api.Reply | None, date], list[str]],
     settled_earlier: bool = False,
 ) -> None:
     with transaction.atomic(durable=True):
         if settled_earlier:
             call.settled_earlier = True
             # Only a refusal settles a call earlier, and it carries OneOffice's words.
-            message = reply.message if isinstance(reply, oneoffice.VendorError) else ""
+            message = reply.message if isinstance(reply, api.VendorError) else ""
             close_call(call, Outcome.OK, reply, error=f"Settled: {message}")
         else:
             close_call(call, Outcome.OK, reply)
         applied_at = subject.first_sent_at or call.started_at
-        done_reply = None if settled_earlier or isinstance(reply, oneoffice.VendorError) else reply
+        done_reply = None if settled_earlier or isinstance(reply, api.VendorError) else reply
         fields = on_ok(subject, done_reply, terms.vendor_date(applied_at))
         subject.last_error = ""
         subject.first_sent_at = None
@@ -214,9 +214,9 @@ def save_outcome(subject: Subject, fields: list[str]) -> None:
 def record_failure(
     subject: S,
     call: ProvisioningCall,
-    exc: oneoffice.VendorError,
+    exc: api.VendorError,
     *,
-    on_ok: Callable[[S, oneoffice.Reply | None, date], list[str]],
+    on_ok: Callable[[S, api.Reply | None, date], list[str]],
     refused_status: Callable[[S, ProvisioningCall], str],
 ) -> S:
     """Second transaction after a failed call: record what `classify` decided, then raise."""
@@ -258,7 +258,7 @@ def record_failure(
 
 
 def failure_message(
-    decision: Decision, subject: Subject, exc: oneoffice.VendorError, may_have_landed: bool
+    decision: Decision, subject: Subject, exc: api.VendorError, may_have_landed: bool
 ) -> str:
     if decision.error is VendorRefused:
         return f"OneOffice refused {subject}: {exc.message}"

@@ -17,6 +17,7 @@ from orders.money.pricing import current_value_of, set_price
 from orders.renewals import terms
 from portal.core.ids import new_id
 from portal.models import ProvisioningCall
+from portal.oneoffice import api
 from portal.provisioning import batches
 from portal.provisioning.errors import Busy, NotAllowed
 from portal.provisioning.lease import (
@@ -35,7 +36,6 @@ from portal.provisioning.lifecycle import (
     status_before,
     validate,
 )
-from portal.vendor import oneoffice
 
 logger = logging.getLogger("portal.provisioning")
 
@@ -66,7 +66,7 @@ def customer_register(
         retrying = reload_and_check_state(customer, attempt, action=Customer.Action.REGISTER)
         if not retrying:
             validate(customer)
-        request = oneoffice.create_customer(
+        request = api.create_customer(
             customer_id=customer.code,
             name=customer.name,
             email=customer.admin_email,
@@ -100,7 +100,7 @@ def order_place(
                     f"Customer {order.customer} is not registered on OneOffice yet "
                     f"(status: {order.customer.get_status_display()}); register it first."
                 )
-        request = oneoffice.create_first_order(
+        request = api.create_first_order(
             customer_id=order.customer.code,
             order_id=order.number,
             product=order.product,
@@ -148,7 +148,7 @@ def order_renew(
                 created_by=by if isinstance(by, User) and by.pk else None,
             )
             validate(renewal, built_from_stored=True)
-        request = oneoffice.create_renewal_order(parent_id=order.number, order_id=renewal.number)
+        request = api.create_renewal_order(parent_id=order.number, order_id=renewal.number)
         try:
             call = commit_attempt(
                 renewal,
@@ -175,7 +175,7 @@ def order_cancel(
         by=by,
         attempt=attempt,
         action=Order.Action.CANCEL,
-        build=oneoffice.cancel_order,
+        build=api.cancel_order,
         done=Order.Status.CANCELLED,
     )
 
@@ -193,7 +193,7 @@ def order_suspend(
         by=by,
         attempt=attempt,
         action=Order.Action.SUSPEND,
-        build=oneoffice.suspend_order,
+        build=api.suspend_order,
         done=Order.Status.SUSPENDED,
     )
 
@@ -321,7 +321,7 @@ def _change_subscription(
     by: User | AnonymousUser | None,
     attempt: int | None,
     action: str,
-    build: Callable[..., oneoffice.Request],
+    build: Callable[..., api.Request],
     done: str,
 ) -> Order:
     if not order.is_first_order:
@@ -335,7 +335,7 @@ def _change_subscription(
         request = build(order_id=order.number)
         call = commit_attempt(order, request, by=by, retrying=retrying, pending_action=action)
 
-        def on_ok(subject: Order, reply: oneoffice.Reply | None, applied_on: date) -> list[str]:
+        def on_ok(subject: Order, reply: api.Reply | None, applied_on: date) -> list[str]:
             subject.status = done
             return ["status"]
 
@@ -345,14 +345,14 @@ def _change_subscription(
 # What each operation records on success or refusal --------------------------------------------
 
 
-def _registered(customer: Customer, reply: oneoffice.Reply | None, applied_on: date) -> list[str]:
+def _registered(customer: Customer, reply: api.Reply | None, applied_on: date) -> list[str]:
     customer.status = Customer.Status.REGISTERED
     # Settled by a duplicate-id answer, the reply with OneOffice's details never came back:
     # say they are unknown rather than show blanks as if OneOffice had returned none.
     customer.details_unknown = reply is None
     if reply is None:
         return ["status", "details_unknown"]
-    remote = oneoffice.read_customer(reply.data)
+    remote = api.read_customer(reply.data)
     customer.oneoffice_id = remote.vendor_id
     customer.partner = remote.partner
     customer.remote_created_at = remote.created_at
@@ -361,7 +361,7 @@ def _registered(customer: Customer, reply: oneoffice.Reply | None, applied_on: d
     return ["status", *Customer.MIRRORED_FIELDS]
 
 
-def _placed(order: Order, reply: oneoffice.Reply | None, applied_on: date) -> list[str]:
+def _placed(order: Order, reply: api.Reply | None, applied_on: date) -> list[str]:
     order.status = Order.Status.ACTIVE
     order.term_start = applied_on
     order.term_end = terms.term_end(applied_on, order.duration)
@@ -371,7 +371,7 @@ def _placed(order: Order, reply: oneoffice.Reply | None, applied_on: date) -> li
     return ["status", "term_start", "term_end", "current_term_end", *priced]
 
 
-def _renewed(renewal: Order, reply: oneoffice.Reply | None, applied_on: date) -> list[str]:
+def _renewed(renewal: Order, reply: api.Reply | None, applied_on: date) -> list[str]:
     # The subscription as read under the lease this process holds: nobody else changes its
     # term or status meanwhile, so its UPDATE, conditional on the lease, also frees it.
     subscription = renewal.parent

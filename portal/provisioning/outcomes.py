@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from portal.models import ProvisioningCall
+from portal.oneoffice import api
 from portal.provisioning.errors import (
     ConfigurationProblem,
     NeedsDecisionError,
@@ -15,7 +16,6 @@ from portal.provisioning.errors import (
     StillPending,
     VendorRefused,
 )
-from portal.vendor import oneoffice
 
 Outcome = ProvisioningCall.Outcome
 
@@ -58,10 +58,10 @@ class Decision:
     error: type[ProvisioningError] | None
 
 
-def classify(*, method: str, exc: oneoffice.VendorError, may_have_landed: bool) -> Decision:
+def classify(*, method: str, exc: api.VendorError, may_have_landed: bool) -> Decision:
     """The decision for a failed call of `method`, given whether an earlier attempt at the same
     operation may have reached OneOffice. Pure: no database, no clock."""
-    if isinstance(exc, oneoffice.VendorRefusedError):
+    if isinstance(exc, api.VendorRefusedError):
         if may_have_landed and _SETTLES[method].search(exc.message):
             return Decision(Outcome.OK, Settle.DONE, retry=False, error=None)
         if may_have_landed and method in _AMBIGUOUS and _AMBIGUOUS[method].search(exc.message):
@@ -69,16 +69,14 @@ def classify(*, method: str, exc: oneoffice.VendorError, may_have_landed: bool) 
                 Outcome.AMBIGUOUS, Settle.PENDING, retry=False, error=NeedsDecisionError
             )
         return Decision(Outcome.REFUSED, Settle.REFUSED, retry=False, error=VendorRefused)
-    if isinstance(exc, oneoffice.VendorConfigError):
+    if isinstance(exc, api.VendorConfigError):
         # A person fixes the settings, then retries by hand; an earlier attempt that may have
         # landed keeps the object pending until then.
         settle = Settle.PENDING if may_have_landed else Settle.RESTORE
         return Decision(Outcome.CONFIG_ERROR, settle, retry=False, error=ConfigurationProblem)
-    if isinstance(exc, oneoffice.VendorNotSentError | oneoffice.VendorNotNowError):
+    if isinstance(exc, api.VendorNotSentError | api.VendorNotNowError):
         # Not applied, and never final: an earlier attempt may still have landed.
-        outcome = (
-            Outcome.NOT_SENT if isinstance(exc, oneoffice.VendorNotSentError) else Outcome.NOT_NOW
-        )
+        outcome = Outcome.NOT_SENT if isinstance(exc, api.VendorNotSentError) else Outcome.NOT_NOW
         error = OutcomeUnknown if may_have_landed else StillPending
         return Decision(outcome, Settle.PENDING, retry=True, error=error)
     return Decision(Outcome.UNKNOWN, Settle.PENDING, retry=True, error=OutcomeUnknown)

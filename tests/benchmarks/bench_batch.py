@@ -50,7 +50,7 @@ def main() -> None:
     recreate_database(args.database_url)
     sys.path.insert(0, str(BASE_DIR))
     os.environ.setdefault("LOG_LEVEL", "WARNING")
-    from portal.vendor.sandbox import Sandbox
+    from portal.oneoffice.sandbox import Sandbox
 
     window = 40  # monthly terms placed today are then due at once
     sandbox = Sandbox(api_key="bench-key", renewal_window_days=window).start()

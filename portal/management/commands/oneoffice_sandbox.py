@@ -3,7 +3,7 @@ import contextlib
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from portal.vendor.sandbox import Sandbox
+from portal.oneoffice.sandbox import Sandbox
 
 
 class Command(BaseCommand):

@@ -42,7 +42,7 @@ FAULTS = (
 PRODUCTS = ("oo-lite", "oo-std", "oo-ent", "erp-std", "erp-admin", "erp-lim")
 DURATIONS = ("monthly", "yearly")
 
-logger = logging.getLogger("portal.vendor.sandbox")
+logger = logging.getLogger("portal.oneoffice.sandbox")
 
 _JSON = "application/json"
 
