@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -251,6 +251,35 @@ class Order(Provisioned):
     def is_first_order(self) -> bool:
         return self.parent_id is None
 
+    def record_change(
+        self,
+        kind: str,
+        *,
+        status_before: str,
+        effective_on: date,
+        call=None,
+        by=None,
+        renewal: "Order | None" = None,
+        note: str = "",
+    ) -> "SubscriptionChange":
+        """Record, in the caller's transaction, a change this subscription just went through;
+        its status after is the one it holds now. `by` defaults to whoever started `call`."""
+        if by is None and call is not None:
+            by_id = call.triggered_by_id
+        else:
+            by_id = by.pk if by is not None and by.pk else None
+        return SubscriptionChange.objects.create(
+            subscription=self,
+            kind=kind,
+            status_before=status_before,
+            status_after=self.status,
+            effective_on=effective_on,
+            call=call,
+            by_id=by_id,
+            renewal=renewal,
+            note=note,
+        )
+
     def can(self, action: str) -> bool:
         """Whether `action` may start: on a subscription (first order), from its status."""
         return self.is_first_order and super().can(action)
@@ -491,6 +520,70 @@ class AutoRenewal(models.Model):
 
     def __str__(self) -> str:
         return f"auto-renewal of {self.subscription_id} (term ends {self.term_end:%Y-%m-%d})"
+
+
+class SubscriptionChange(models.Model):
+    """One change of a subscription, recorded when it happened: what, the day it took effect
+    on OneOffice's calendar, who, and on what grounds.
+
+    The provisioning service writes one with every outcome that changes a subscription
+    (placed, renewed, suspended, cancelled); bringing a record in line with what OneOffice
+    holds, and importing it, write theirs. Money figures read here when a subscription started
+    or stopped counting; timelines read what happened.
+    """
+
+    class Kind(models.TextChoices):
+        PLACED = "placed", "placed"
+        RENEWED = "renewed", "renewed"
+        SUSPENDED = "suspended", "suspended"
+        CANCELLED = "cancelled", "cancelled"
+        ALIGNED = "aligned", "brought in line with OneOffice"
+        IMPORTED = "imported", "imported"
+
+    subscription = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="changes")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status_before = models.CharField(max_length=16, choices=OrderStatus.choices, blank=True)
+    status_after = models.CharField(max_length=16, choices=OrderStatus.choices)
+    effective_on = models.DateField(help_text="The day it took effect, on OneOffice's calendar.")
+    recorded_at = models.DateTimeField(default=timezone.now)
+    renewal = models.ForeignKey(
+        Order,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="The renewal order that made this change.",
+    )
+    call = models.ForeignKey(
+        "portal.ProvisioningCall",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The OneOffice call whose outcome this is; empty when nothing was sent.",
+    )
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    note = models.TextField(blank=True, help_text="What OneOffice said, or where it came from.")
+
+    class Meta:
+        ordering = ["-recorded_at", "-id"]
+        indexes = [
+            models.Index(fields=["subscription", "recorded_at"], name="change_subscription_at"),
+            models.Index(fields=["kind", "effective_on"], name="change_kind_on"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    kind__in=["placed", "renewed", "suspended", "cancelled", "aligned", "imported"]
+                ),
+                name="subscription_change_kind_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscription_id}: {self.get_kind_display()} on {self.effective_on:%Y-%m-%d}"
 
 
 class RenewalDue(Order):

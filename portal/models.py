@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
@@ -38,6 +39,12 @@ class Provisioned(models.Model):
     SENT_FIELDS: tuple[str, ...]
     # Which action may start from which status; every caller asks `can()`.
     TRANSITIONS: dict[str, frozenset[str]]
+
+    if TYPE_CHECKING:
+        # Each model declares its own `status` field with its own choices.
+        status: str
+
+        def get_status_display(self) -> str: ...
 
     class Meta:
         abstract = True

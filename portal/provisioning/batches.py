@@ -55,6 +55,8 @@ LONGEST_PAUSE = timedelta(hours=1)
 # again (its task was lost with its process or its queue).
 START_GRACE = timedelta(minutes=2)
 TASK = "portal.tasks.batch_work_task"
+# A batch item's label is cut to this.
+LABEL_LENGTH = 200
 # The most items one thread claims at once.
 CLAIM_MAX = 4
 
@@ -84,7 +86,7 @@ JOB_REPORTS: dict[str, Callable[[Batch], object]] = {}
 
 def register(action: str, operation: Operation) -> None:
     """Offer `operation` as `action` on objects of its model (customers, orders)."""
-    OPERATIONS[(operation.model._meta.model_name, action)] = operation
+    OPERATIONS[(_kind_of(operation.model), action)] = operation
 
 
 def register_job(job: str, *, on_finished: Callable[[Batch], object]) -> None:
@@ -94,7 +96,12 @@ def register_job(job: str, *, on_finished: Callable[[Batch], object]) -> None:
 
 def operation(model: type[Provisioned], action: str) -> Operation:
     """What `action` runs on an object of `model`."""
-    return OPERATIONS[(model._meta.model_name, action)]
+    return OPERATIONS[(_kind_of(model), action)]
+
+
+def _kind_of(model: type[Provisioned]) -> str:
+    # A batch's kind is its objects' model name: "customer", "order".
+    return str(model._meta.model_name)
 
 
 def _item_hold() -> timedelta:
@@ -145,7 +152,7 @@ def batch_start(
             batch.total = _insert_items(batch, objects)
             batch.save(update_fields=["total"])
             tasks = _tasks_for(batch.total)
-            transaction.on_commit(lambda: [enqueue(batch.pk) for _ in range(tasks)])
+            transaction.on_commit(lambda: _enqueue_times(batch.pk, tasks))
         logger.info("%s recorded", batch)
         return batch
     objects = list(objects)
@@ -172,7 +179,7 @@ def batch_start(
             for position, obj in enumerate(objects)
         )
         tasks = _tasks_for(batch.total - len(rejected))
-        transaction.on_commit(lambda: [enqueue(batch.pk) for _ in range(tasks)])
+        transaction.on_commit(lambda: _enqueue_times(batch.pk, tasks))
     logger.info("%s recorded", batch)
     return batch
 
@@ -200,7 +207,7 @@ def _insert_items(batch: Batch, objects: QuerySet) -> int:
         .order_by()
         .values(
             item_object=F("pk"),
-            item_label=Left(label, BatchItem._meta.get_field("object_label").max_length),
+            item_label=Left(label, LABEL_LENGTH),
             item_position=Window(RowNumber(), order_by=F("pk").asc()),
         )
     )
@@ -222,6 +229,11 @@ def _tasks_for(items: int) -> int:
 
 def _threads_per_task() -> int:
     return max(1, -(-settings.ONEOFFICE_MAX_IN_FLIGHT // settings.Q_CLUSTER.get("workers", 1)))
+
+
+def _enqueue_times(batch_id: int, tasks: int) -> None:
+    for _ in range(tasks):
+        enqueue(batch_id)
 
 
 def enqueue(batch_id: int) -> None:
@@ -378,6 +390,7 @@ def _load(batch: Batch, object_ids: list[int]) -> dict[int, Provisioned]:
 
 
 def _run(work: _Slice, item: BatchItem, obj: Provisioned | None) -> None:
+    state: str
     batch = work.batch
     operation = OPERATIONS[(batch.kind, batch.action)]
     pause_until = None

@@ -36,6 +36,10 @@ Outcome = ProvisioningCall.Outcome
 Subject = Customer | Order
 # One operation's object: its `on_ok` and `refused_status` take that same model.
 S = TypeVar("S", Customer, Order)
+# What an operation records on success: given the object, OneOffice's reply (None when a
+# refusal settled it), the day it took effect on OneOffice's calendar and the call, it sets
+# the object's fields and returns their names, to be saved with the outcome.
+OnOk = Callable[[S, api.Reply | None, date, ProvisioningCall], list[str]]
 
 _clients: dict[tuple, api.OneOfficeClient] = {}
 
@@ -143,7 +147,7 @@ def send(
     call: ProvisioningCall,
     request: api.Request,
     *,
-    on_ok: Callable[[S, api.Reply | None, date], list[str]],
+    on_ok: OnOk[S],
     refused_status: Callable[[S, ProvisioningCall], str],
 ) -> S:
     """Send outside any transaction, then record the outcome (second transaction). Every line
@@ -179,7 +183,7 @@ def record_done(
     call: ProvisioningCall,
     reply: api.Reply | api.VendorError,
     *,
-    on_ok: Callable[[S, api.Reply | None, date], list[str]],
+    on_ok: OnOk[S],
     settled_earlier: bool = False,
 ) -> None:
     with transaction.atomic(durable=True):
@@ -192,7 +196,7 @@ def record_done(
             close_call(call, Outcome.OK, reply)
         applied_at = subject.first_sent_at or call.started_at
         done_reply = None if settled_earlier or isinstance(reply, api.VendorError) else reply
-        fields = on_ok(subject, done_reply, terms.vendor_date(applied_at))
+        fields = on_ok(subject, done_reply, terms.vendor_date(applied_at), call)
         subject.last_error = ""
         subject.first_sent_at = None
         fields += ["last_error", "first_sent_at", "updated_at"]
@@ -216,7 +220,7 @@ def record_failure(
     call: ProvisioningCall,
     exc: api.VendorError,
     *,
-    on_ok: Callable[[S, api.Reply | None, date], list[str]],
+    on_ok: OnOk[S],
     refused_status: Callable[[S, ProvisioningCall], str],
 ) -> S:
     """Second transaction after a failed call: record what `classify` decided, then raise."""

@@ -12,11 +12,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from customers.models import Customer
-from orders.models import Order
+from orders.models import Order, SubscriptionChange
 from orders.money.pricing import current_value_of, set_price
 from orders.renewals import terms
 from portal.core.ids import new_id
-from portal.models import ProvisioningCall
+from portal.models import Provisioned, ProvisioningCall
 from portal.oneoffice import api
 from portal.provisioning import batches
 from portal.provisioning.errors import Busy, NotAllowed
@@ -254,7 +254,14 @@ def order_resolve_renewal(
             call.save(update_fields=["error"])
             if renewed:
                 applied_at = renewal.first_sent_at or call.started_at
-                fields = _renewed(renewal, None, terms.vendor_date(applied_at))
+                fields = _renewed(
+                    renewal,
+                    None,
+                    terms.vendor_date(applied_at),
+                    call,
+                    by=by if isinstance(by, User) else None,
+                    note=f"Marked as renewed by {who}: OneOffice's answer did not say.",
+                )
                 renewal.last_error = ""
             else:
                 renewal.status = Order.Status.FAILED
@@ -335,8 +342,11 @@ def _change_subscription(
         request = build(order_id=order.number)
         call = commit_attempt(order, request, by=by, retrying=retrying, pending_action=action)
 
-        def on_ok(subject: Order, reply: api.Reply | None, applied_on: date) -> list[str]:
-            subject.status = done
+        def on_ok(
+            subject: Order, reply: api.Reply | None, applied_on: date, call: ProvisioningCall
+        ) -> list[str]:
+            before, subject.status = status_before(subject, call), done
+            subject.record_change(done, status_before=before, effective_on=applied_on, call=call)
             return ["status"]
 
         return send(order, call, request, on_ok=on_ok, refused_status=status_before)
@@ -345,7 +355,9 @@ def _change_subscription(
 # What each operation records on success or refusal --------------------------------------------
 
 
-def _registered(customer: Customer, reply: api.Reply | None, applied_on: date) -> list[str]:
+def _registered(
+    customer: Customer, reply: api.Reply | None, applied_on: date, call: ProvisioningCall
+) -> list[str]:
     customer.status = Customer.Status.REGISTERED
     # Settled by a duplicate-id answer, the reply with OneOffice's details never came back:
     # say they are unknown rather than show blanks as if OneOffice had returned none.
@@ -361,30 +373,57 @@ def _registered(customer: Customer, reply: api.Reply | None, applied_on: date) -
     return ["status", *Customer.MIRRORED_FIELDS]
 
 
-def _placed(order: Order, reply: api.Reply | None, applied_on: date) -> list[str]:
-    order.status = Order.Status.ACTIVE
+def _placed(
+    order: Order, reply: api.Reply | None, applied_on: date, call: ProvisioningCall
+) -> list[str]:
+    before, order.status = status_before(order, call), Order.Status.ACTIVE
     order.term_start = applied_on
     order.term_end = terms.term_end(applied_on, order.duration)
     order.current_term_end = order.term_end
     # Saved with the outcome, in the same UPDATE.
     priced = set_price(order, on=order.term_start)
+    order.record_change(
+        SubscriptionChange.Kind.PLACED,
+        status_before=before,
+        effective_on=applied_on,
+        call=call,
+    )
     return ["status", "term_start", "term_end", "current_term_end", *priced]
 
 
-def _renewed(renewal: Order, reply: api.Reply | None, applied_on: date) -> list[str]:
+def _renewed(
+    renewal: Order,
+    reply: api.Reply | None,
+    applied_on: date,
+    call: ProvisioningCall,
+    *,
+    by: User | AnonymousUser | None = None,
+    note: str = "",
+) -> list[str]:
     # The subscription as read under the lease this process holds: nobody else changes its
     # term or status meanwhile, so its UPDATE, conditional on the lease, also frees it.
     subscription = renewal.parent
     if subscription is None:
         raise NotAllowed(f"{renewal} is not a renewal; it has no first order.")
+    before = subscription.status
     fields, subscription_fields = _renew_onto(renewal, subscription, applied_on)
     held = subscription.lease_until is not None
     if not held or not save_releasing_lease(subscription, subscription_fields):
         # Not under this process's lease (it lapsed under a stalled call): read the row again,
         # locked, so what another process did meanwhile is built on, not overwritten.
         subscription = Order.objects.select_for_update().get(pk=subscription.pk)
+        before = subscription.status
         fields, subscription_fields = _renew_onto(renewal, subscription, applied_on)
         subscription.save(update_fields=subscription_fields)
+    subscription.record_change(
+        SubscriptionChange.Kind.RENEWED,
+        status_before=before,
+        effective_on=applied_on,
+        call=call,
+        by=by,
+        renewal=renewal,
+        note=note,
+    )
     return fields
 
 
@@ -422,7 +461,7 @@ def register_operations() -> None:
         return lambda obj, by: order_resolve_renewal(renewal=obj, renewed=renewed, by=by)
 
     Method = ProvisioningCall.Method
-    table = {
+    table: dict[str, tuple[type[Customer] | type[Order], Callable[..., Provisioned], str, str]] = {
         "register": (Customer, customer(customer_register), "registered", Method.CREATE_CUSTOMER),
         "place": (Order, order(order_place), "placed", Method.CREATE_FIRST_ORDER),
         "renew": (Order, order(order_renew), "renewed", Method.CREATE_RENEWAL_ORDER),
