@@ -13,7 +13,8 @@ from orders.models import Order
 from portal import provisioning
 from portal.oneoffice.sandbox import Sandbox
 from portal.security.roles import MANAGERS, SALES
-from tests.factories import CustomerFactory, OrderFactory, UserFactory
+from tests import service
+from tests.factories import OrderFactory, UserFactory
 
 API_KEY = "test-key-4b1d7e0c9a"
 
@@ -95,13 +96,13 @@ def superuser(db):
 @pytest.fixture
 def registered_customer(db):
     """A customer registered on the sandbox through the service."""
-    return provisioning.customer_register(customer=CustomerFactory())
+    return service.registered()
 
 
 @pytest.fixture
 def active_order(registered_customer):
     """A placed (active) monthly subscription."""
-    return provisioning.order_place(order=OrderFactory(customer=registered_customer))
+    return service.placed(customer=registered_customer)
 
 
 @pytest.fixture

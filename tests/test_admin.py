@@ -14,8 +14,9 @@ from orders.admin.orders import RenewalInline
 from orders.models import Order
 from portal import provisioning
 from portal.models import ProvisioningCall
+from tests import service
 from tests.admin_urls import button_url, change_url
-from tests.factories import CustomerFactory, OrderFactory, active_subscriptions
+from tests.factories import CustomerFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -52,12 +53,6 @@ def _bulk(client, url: str, action: str, *objects, **extra):
 
 def _buttons(response) -> list[str]:
     return [button["action"].name for button in response.context["provisioning_buttons"]]
-
-
-def _subscription(day: date) -> Order:
-    with travel(day.year, day.month, day.day):
-        customer = provisioning.customer_register(customer=CustomerFactory())
-        return provisioning.order_place(order=OrderFactory(customer=customer))
 
 
 # Customers ------------------------------------------------------------------------------------
@@ -291,7 +286,7 @@ def test_place_selected_reports_each_order(staff, sandbox, registered_customer):
 
 
 def test_renew_button_renews_inside_the_window(staff, sandbox):
-    subscription = _subscription(date(2027, 1, 31))
+    subscription = service.placed(date(2027, 1, 31))
 
     with travel(2027, 2, 13):
         response = staff.post(button_url(subscription, "renew"), follow=True)
@@ -303,7 +298,7 @@ def test_renew_button_renews_inside_the_window(staff, sandbox):
 
 
 def test_renew_button_explains_a_refusal_outside_the_window(staff, sandbox):
-    subscription = _subscription(date(2027, 1, 31))
+    subscription = service.placed(date(2027, 1, 31))
     sent = len(sandbox.requests)
 
     with travel(2027, 2, 12):
@@ -318,8 +313,8 @@ def test_renew_button_explains_a_refusal_outside_the_window(staff, sandbox):
 
 
 def test_renew_selected_reports_each_subscription(staff, sandbox):
-    due = _subscription(date(2027, 1, 31))
-    early = _subscription(date(2027, 2, 10))
+    due = service.placed(date(2027, 1, 31))
+    early = service.placed(date(2027, 2, 10))
 
     with travel(2027, 2, 20):
         confirmation = _bulk(staff, ORDERS, "renew_selected", due, early)
@@ -412,7 +407,7 @@ def test_a_confirmation_for_more_objects_than_it_can_carry_says_so_and_sends_not
 ):
     from portal.admin.actions import CONFIRM_MAX
 
-    active_subscriptions(registered_customer, CONFIRM_MAX + 1, prefix="MANY")
+    OrderFactory.store(CONFIRM_MAX + 1, customer=registered_customer, active=True, prefix="O-MANY")
     first = Order.objects.order_by("pk").first()
     response = _bulk(staff, ORDERS, "suspend_selected", first, select_across=1)
 
@@ -427,9 +422,10 @@ def test_a_long_renew_confirmation_lists_first_and_counts_what_the_portal_will_r
     staff, registered_customer
 ):
     yearly = Order.Duration.YEARLY
-    active_subscriptions(registered_customer, 52, prefix="DUE", days_left=5, duration=yearly)
+    due = {"customer": registered_customer, "active": True, "duration": yearly}
+    OrderFactory.store(52, **due, days_left=5, prefix="O-DUE")
     # The last ids: past the first 50 in the list's order.
-    active_subscriptions(registered_customer, 3, prefix="EARLY", days_left=100, duration=yearly)
+    OrderFactory.store(3, **due, days_left=100, prefix="O-EARLY")
     first = Order.objects.order_by("pk").first()
     page = _bulk(staff, ORDERS, "renew_selected", first, select_across=1)
 
@@ -505,7 +501,7 @@ def test_order_change_page_shows_only_the_possible_buttons(
 
 
 def test_renewal_change_page_has_no_buttons_and_no_inline(staff, sandbox):
-    subscription = _subscription(date(2027, 1, 31))
+    subscription = service.placed(date(2027, 1, 31))
     with travel(2027, 2, 20):
         renewal = provisioning.order_renew(order=subscription)
 
@@ -537,7 +533,7 @@ def test_order_change_form_of_a_placed_order_is_read_only(staff, active_order):
 
 
 def test_order_list_shows_first_orders_only(staff, sandbox):
-    subscription = _subscription(date(2027, 1, 31))
+    subscription = service.placed(date(2027, 1, 31))
     with travel(2027, 2, 20):
         renewal = provisioning.order_renew(order=subscription)
 
@@ -550,7 +546,7 @@ def test_order_list_shows_first_orders_only(staff, sandbox):
 
 
 def test_first_order_page_shows_its_renewals_inline(staff, sandbox):
-    subscription = _subscription(date(2027, 1, 31))
+    subscription = service.placed(date(2027, 1, 31))
     with travel(2027, 2, 20):
         renewal = provisioning.order_renew(order=subscription)
 

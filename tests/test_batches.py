@@ -28,7 +28,8 @@ from portal import provisioning
 from portal.models import Batch, BatchItem, InFlightSlot, ProvisioningCall
 from portal.oneoffice import sandbox as sandbox_module
 from portal.provisioning import batches, inflight
-from tests.factories import CustomerFactory, OrderFactory, UserFactory, active_subscriptions
+from tests import service
+from tests.factories import CustomerFactory, OrderFactory, UserFactory
 from tests.test_races import at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -70,13 +71,8 @@ def staff(client, sales_user):
     return client
 
 
-def _drafts(n: int, customer: Customer | None = None) -> list[Order]:
-    customer = customer or provisioning.customer_register(customer=CustomerFactory())
-    return [OrderFactory(customer=customer) for _ in range(n)]
-
-
-def _placed(n: int) -> list[Order]:
-    return [provisioning.order_place(order=order) for order in _drafts(n)]
+def _drafts(n: int) -> list[Order]:
+    return OrderFactory.create_batch(n, customer=service.registered())
 
 
 def _requests_per_id(sandbox, method: str) -> Counter:
@@ -147,7 +143,7 @@ def test_every_provisioning_action_the_admin_offers_runs_as_a_batch_too():
 
 
 def test_bulk_mark_as_renewed_on_many_orders_is_a_batch_with_a_result_per_item(staff, sandbox):
-    subs = _placed(6)
+    subs = service.placed_many(6)
     data = {
         "action": "mark_renewed_selected",
         ACTION_CHECKBOX_NAME: [o.pk for o in subs],
@@ -166,8 +162,7 @@ def test_bulk_mark_as_renewed_on_many_orders_is_a_batch_with_a_result_per_item(s
 def test_bulk_suspend_of_more_than_a_thousand_orders_confirms_and_starts_one_batch(staff):
     from tests.test_admin import confirmation_form
 
-    customer = provisioning.customer_register(customer=CustomerFactory())
-    active_subscriptions(customer, 1010, prefix="BULK")
+    OrderFactory.store(1010, customer=service.registered(), active=True, prefix="O-BULK")
     first = Order.objects.order_by("pk").first()
     # "Select all 1,010" on the list, then Suspend.
     data = {"action": "suspend_selected", ACTION_CHECKBOX_NAME: [first.pk], "select_across": 1}
@@ -421,7 +416,7 @@ def test_a_task_that_died_mid_item_is_settled_from_the_call_log_never_resent(san
 
 
 def test_a_dead_claim_is_settled_from_its_first_item_and_the_batch_method_only(sandbox):
-    subs = _placed(3)
+    subs = service.placed_many(3)
     batch = _start(subs, action="suspend")
     past = timezone.now() - timedelta(minutes=10)
     # One thread claimed all three and died; its items are left running, claim expired.
@@ -558,15 +553,8 @@ def test_finished_batch_links_to_what_did_not_go_through_and_retries_it(staff, s
 
 
 def _auto_subscriptions(n: int, *, manager=None) -> list[Order]:
-    customer = provisioning.customer_register(
-        customer=CustomerFactory(account_manager=manager, auto_renew_default=True)
-    )
-    orders = []
-    for order in _drafts(n, customer):
-        order.auto_renew = True
-        order.save()
-        orders.append(provisioning.order_place(order=order))
-    return orders
+    customer = service.registered(account_manager=manager, auto_renew_default=True)
+    return service.placed_many(n, customer=customer, auto_renew=True)
 
 
 def _near_term_end(order: Order, days: int = 2):
@@ -576,8 +564,7 @@ def _near_term_end(order: Order, days: int = 2):
 
 def test_auto_renewal_renews_once_per_term_across_two_concurrent_runs(sandbox, settings):
     subs = _auto_subscriptions(3)
-    manual = _drafts(1)[0]
-    provisioning.order_place(order=manual)  # not auto-renew: left alone
+    service.placed()  # not auto-renew: left alone
     with _near_term_end(subs[0]):
         results = at_once(autorenew.auto_renew_due, autorenew.auto_renew_due)
         assert autorenew.auto_renew_due() is None  # a third run finds every term claimed
@@ -669,7 +656,7 @@ def test_auto_renewal_reads_the_term_as_stored_not_as_the_batch_loaded_it(sandbo
 
 
 def test_new_order_takes_the_customers_auto_renew_default(staff):
-    customer = provisioning.customer_register(customer=CustomerFactory(auto_renew_default=True))
+    customer = service.registered(auto_renew_default=True)
     staff.post(
         reverse("admin:orders_order_add"),
         {
@@ -686,7 +673,7 @@ def test_new_order_takes_the_customers_auto_renew_default(staff):
 
 
 def test_sales_mark_an_active_subscription_auto_renew(staff):
-    (sub,) = _placed(1)
+    (sub,) = service.placed_many(1)
     url = reverse("admin:orders_order_change", args=[sub.pk])
     context = staff.get(url).context
     form = context["adminform"].form
@@ -709,7 +696,7 @@ def _work(batch: Batch, *, claim_size: int, seconds: float = 60) -> None:
 
 
 def test_renewals_worked_as_batch_items_stay_within_their_query_budget(sandbox):
-    subs = _placed(8)
+    subs = service.placed_many(8)
     with _near_term_end(subs[0]):
         batch = _start(subs, action="renew")
         with CaptureQueriesContext(connection) as queries:

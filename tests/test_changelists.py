@@ -90,9 +90,7 @@ def test_call_log_search_by_order_id_or_customer(manager_client):
 def test_list_counts_once_and_lists_years_without_distinct(manager_client, url):
     customer = CustomerFactory()
     for year in (2027, 2029):
-        order = OrderFactory(
-            customer=customer, status=Order.Status.ACTIVE, current_term_end=date(year, 5, 1)
-        )
+        order = OrderFactory(active=True, customer=customer, current_term_end=date(year, 5, 1))
         ProvisioningCall.objects.create(method="createFirstOrder", params={}, order=order)
     manager_client.get(url)
 
@@ -104,7 +102,7 @@ def test_list_counts_once_and_lists_years_without_distinct(manager_client, url):
 
 def test_order_list_date_hierarchy_lists_every_year_between_first_and_last(manager_client):
     for year in (2027, 2029):
-        OrderFactory(status=Order.Status.ACTIVE, current_term_end=date(year, 5, 1))
+        OrderFactory(active=True, current_term_end=date(year, 5, 1))
 
     html = manager_client.get(ORDERS).content.decode()
     months = manager_client.get(ORDERS, {"current_term_end__year": "2029"}).content.decode()
@@ -115,8 +113,8 @@ def test_order_list_date_hierarchy_lists_every_year_between_first_and_last(manag
 
 
 def test_filtered_order_list_counts_once_and_offers_show_all(manager_client):
-    OrderFactory(status=Order.Status.ACTIVE, current_term_end=date(2027, 5, 1))
-    OrderFactory(status=Order.Status.CANCELLED, current_term_end=date(2027, 5, 1))
+    OrderFactory(active=True, current_term_end=date(2027, 5, 1))
+    OrderFactory(cancelled=True, current_term_end=date(2027, 5, 1))
     manager_client.get(ORDERS)
 
     queries = _sql(manager_client, ORDERS, {"status__exact": "active"})
@@ -129,8 +127,8 @@ def test_filtered_order_list_counts_once_and_offers_show_all(manager_client):
 def test_order_list_search_result_dates_its_own_rows(manager_client):
     acme = CustomerFactory(code="C-ACME22222")
     for year in (2027, 2029):
-        OrderFactory(customer=acme, status=Order.Status.ACTIVE, current_term_end=date(year, 5, 1))
-    OrderFactory(status=Order.Status.ACTIVE, current_term_end=date(2031, 5, 1))
+        OrderFactory(active=True, customer=acme, current_term_end=date(year, 5, 1))
+    OrderFactory(active=True, current_term_end=date(2031, 5, 1))
 
     html = manager_client.get(ORDERS, {"q": "C-ACME22222"}).content.decode()
 

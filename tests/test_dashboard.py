@@ -12,16 +12,11 @@ from django.utils import timezone
 
 from orders import reports
 from orders.models import Order
-from tests.factories import CustomerFactory, OrderFactory, UserFactory
+from tests.factories import CustomerFactory, OrderFactory, RenewalFactory, UserFactory
 
 URL = reverse("dashboard")
 
 pytestmark = pytest.mark.django_db
-
-
-def _subscription(status=Order.Status.ACTIVE, term_days=100, **kwargs):
-    term_end = timezone.localdate() + timedelta(days=term_days)
-    return OrderFactory(status=status, current_term_end=term_end, **kwargs)
 
 
 def _figure(html: str, name: str) -> int:
@@ -38,11 +33,11 @@ def manager_client(client, manager_user):
 
 def test_dashboard_subscriptions_by_status(manager_client):
     for _ in range(3):
-        _subscription(Order.Status.ACTIVE)
-    _subscription(Order.Status.SUSPENDED)
-    _subscription(Order.Status.CANCELLED)
+        OrderFactory(active=True, days_left=100)
+    OrderFactory(suspended=True, days_left=100)
+    OrderFactory(cancelled=True, days_left=100)
     draft = OrderFactory()
-    OrderFactory(parent=draft, customer=draft.customer, status=Order.Status.ACTIVE)
+    RenewalFactory(parent=draft, extends=False)
 
     html = manager_client.get(URL).content.decode()
 
@@ -54,11 +49,11 @@ def test_dashboard_subscriptions_by_status(manager_client):
 
 
 def test_dashboard_licenses_by_product_counts_active_and_suspended(manager_client):
-    _subscription(Order.Status.ACTIVE, product="oo-ent", licenses=10)
-    _subscription(Order.Status.SUSPENDED, product="oo-ent", licenses=5)
-    _subscription(Order.Status.CANCELLED, product="oo-ent", licenses=1000)
+    OrderFactory(active=True, days_left=100, product="oo-ent", licenses=10)
+    OrderFactory(suspended=True, days_left=100, product="oo-ent", licenses=5)
+    OrderFactory(cancelled=True, days_left=100, product="oo-ent", licenses=1000)
     OrderFactory(product="oo-ent", licenses=2000)
-    _subscription(Order.Status.ACTIVE, product="erp-lim", licenses=7)
+    OrderFactory(active=True, days_left=100, product="erp-lim", licenses=7)
 
     html = manager_client.get(URL).content.decode()
 
@@ -70,10 +65,10 @@ def test_dashboard_licenses_by_product_counts_active_and_suspended(manager_clien
 def test_order_renewals_per_week_buckets_the_next_eight_weeks():
     today = timezone.localdate()
     for days in (0, 6, 7, 13, 55, 56, -1):
-        _subscription(term_days=days, licenses=2)
-    _subscription(Order.Status.SUSPENDED, term_days=20, licenses=3)
-    _subscription(Order.Status.CANCELLED, term_days=20)
-    _subscription(Order.Status.PENDING, term_days=20, pending_action="place")
+        OrderFactory(active=True, days_left=days, licenses=2)
+    OrderFactory(suspended=True, days_left=20, licenses=3)
+    OrderFactory(cancelled=True, days_left=20)
+    OrderFactory(pending=True)
 
     weeks = reports.order_renewals_per_week(today=today)
 
@@ -85,7 +80,7 @@ def test_order_renewals_per_week_buckets_the_next_eight_weeks():
 
 def test_dashboard_renders_weekly_bars_with_numbers(manager_client):
     for days in (1, 2, 3, 8):
-        _subscription(term_days=days)
+        OrderFactory(active=True, days_left=days)
 
     html = manager_client.get(URL).content.decode()
 
@@ -103,10 +98,10 @@ def test_dashboard_renders_weekly_bars_with_numbers(manager_client):
 
 
 def test_dashboard_renewal_states_link_to_filtered_list(manager_client):
-    _subscription(term_days=3)
-    _subscription(term_days=15)
-    _subscription(term_days=-2)
-    _subscription(Order.Status.CANCELLED, term_days=-2)
+    OrderFactory(active=True, days_left=3)
+    OrderFactory(active=True, days_left=15)
+    OrderFactory(active=True, days_left=-2)
+    OrderFactory(cancelled=True, days_left=-2)
 
     html = manager_client.get(URL).content.decode()
 
@@ -118,12 +113,10 @@ def test_dashboard_renewal_states_link_to_filtered_list(manager_client):
 def test_dashboard_needs_attention_matches_the_lists(manager_client):
     CustomerFactory(status="pending")
     CustomerFactory(status="pending", lease_until=timezone.now() + timedelta(minutes=5))
-    _subscription(Order.Status.PENDING, pending_action="place")
-    renewed = _subscription(Order.Status.ACTIVE)
-    OrderFactory(
-        parent=renewed, customer=renewed.customer, status="pending", pending_action="renew"
-    )
-    _subscription(Order.Status.ACTIVE)
+    OrderFactory(pending=True)
+    renewed = OrderFactory(active=True, days_left=100)
+    RenewalFactory(parent=renewed, pending=True)
+    OrderFactory(active=True, days_left=100)
 
     html = manager_client.get(URL).content.decode()
 
@@ -147,7 +140,7 @@ def test_dashboard_visible_to_staff_who_view_orders(client, request, role):
 
 
 def test_dashboard_offers_no_provisioning(manager_client):
-    _subscription(term_days=3)
+    OrderFactory(active=True, days_left=3)
 
     html = manager_client.get(URL).content.decode()
 
@@ -192,7 +185,12 @@ def _fill(count: int) -> None:
     products = Order.Product.values
     statuses = [Order.Status.ACTIVE, Order.Status.SUSPENDED, Order.Status.CANCELLED]
     for i in range(count):
-        _subscription(statuses[i % 3], term_days=i % 60, product=products[i % len(products)])
+        OrderFactory(
+            placed=True,
+            status=statuses[i % 3],
+            days_left=i % 60,
+            product=products[i % len(products)],
+        )
     CustomerFactory(status="pending")
 
 

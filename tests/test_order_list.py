@@ -3,9 +3,10 @@
 import csv
 import io
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from urllib.parse import parse_qs, urlsplit
 
+import factory
 import pytest
 from django.contrib.auth.models import Group, Permission
 from django.db import connection
@@ -15,18 +16,12 @@ from django.utils import timezone
 
 from orders.models import Order
 from portal.security.roles import MANAGERS, SALES
-from tests.factories import CustomerFactory, OrderFactory, UserFactory
+from tests.factories import CustomerFactory, OrderFactory, RenewalFactory, UserFactory
 
 LIST_URL = reverse("admin:orders_order_changelist")
 EXPORT_URL = reverse("admin:orders_order_export")
 
 pytestmark = pytest.mark.django_db
-
-
-def _subscription(status=Order.Status.ACTIVE, term_days=30, **kwargs):
-    today = timezone.localdate()
-    term_end = None if status == Order.Status.DRAFT else today + timedelta(days=term_days)
-    return OrderFactory(status=status, current_term_end=term_end, **kwargs)
 
 
 def _numbers(client, query="") -> set[str]:
@@ -56,17 +51,17 @@ def view_only_user(db):
 
 
 def test_order_list_filter_status(manager_client):
-    active = _subscription(Order.Status.ACTIVE)
-    _subscription(Order.Status.SUSPENDED)
-    _subscription(Order.Status.DRAFT)
+    active = OrderFactory(active=True)
+    OrderFactory(suspended=True)
+    OrderFactory()
 
     assert _numbers(manager_client, "?status__exact=active") == {active.number}
 
 
 def test_order_list_filter_product_and_duration(manager_client):
-    wanted = _subscription(product=Order.Product.OO_ENT, duration=Order.Duration.YEARLY)
-    _subscription(product=Order.Product.OO_ENT, duration=Order.Duration.MONTHLY)
-    _subscription(product=Order.Product.ERP_LIM, duration=Order.Duration.YEARLY)
+    wanted = OrderFactory(active=True, product=Order.Product.OO_ENT, duration=Order.Duration.YEARLY)
+    OrderFactory(active=True, product=Order.Product.OO_ENT, duration=Order.Duration.MONTHLY)
+    OrderFactory(active=True, product=Order.Product.ERP_LIM, duration=Order.Duration.YEARLY)
 
     assert _numbers(manager_client, "?product__exact=oo-ent&duration__exact=yearly") == {
         wanted.number
@@ -83,14 +78,14 @@ def test_order_list_filter_product_and_duration(manager_client):
     ],
 )
 def test_order_list_filter_renewal_window(manager_client, state, term_days, status):
-    wanted = _subscription(status, term_days=term_days)
+    wanted = OrderFactory(placed=True, status=status, days_left=term_days)
     others = {
-        "due": _subscription(term_days=5),
-        "lapsed": _subscription(term_days=-10),
-        "not-yet-due": _subscription(term_days=200),
+        "due": OrderFactory(active=True, days_left=5),
+        "lapsed": OrderFactory(active=True, days_left=-10),
+        "not-yet-due": OrderFactory(active=True, days_left=200),
     }
-    _subscription(Order.Status.CANCELLED, term_days=5)
-    _subscription(Order.Status.DRAFT)
+    OrderFactory(cancelled=True, days_left=5)
+    OrderFactory()
 
     assert _numbers(manager_client, f"?renewal={state}") == {wanted.number, others[state].number}
 
@@ -98,9 +93,9 @@ def test_order_list_filter_renewal_window(manager_client, state, term_days, stat
 def test_order_list_filter_account_manager(manager_client):
     anna = UserFactory(username="anna")
     bob = UserFactory(username="bob")
-    annas = _subscription(customer=CustomerFactory(account_manager=anna))
-    _subscription(customer=CustomerFactory(account_manager=bob))
-    _subscription(customer=CustomerFactory(account_manager=None))
+    annas = OrderFactory(active=True, customer__account_manager=anna)
+    OrderFactory(active=True, customer__account_manager=bob)
+    OrderFactory(active=True, customer__account_manager=None)
 
     assert _numbers(manager_client, f"?customer__account_manager__id__exact={anna.pk}") == {
         annas.number
@@ -110,20 +105,11 @@ def test_order_list_filter_account_manager(manager_client):
 
 
 def test_order_list_filter_needs_attention_includes_stuck_renewals(manager_client):
-    stuck = _subscription(Order.Status.PENDING, pending_action="place")
-    in_flight = _subscription(
-        Order.Status.PENDING,
-        pending_action="place",
-        lease_until=timezone.now() + timedelta(minutes=1),
-    )
-    renewed = _subscription(Order.Status.ACTIVE)
-    OrderFactory(
-        parent=renewed,
-        customer=renewed.customer,
-        status=Order.Status.PENDING,
-        pending_action="renew",
-    )
-    _subscription(Order.Status.ACTIVE)
+    stuck = OrderFactory(pending=True)
+    in_flight = OrderFactory(pending=True, lease_until=timezone.now() + timedelta(minutes=1))
+    renewed = OrderFactory(active=True)
+    RenewalFactory(parent=renewed, pending=True)
+    OrderFactory(active=True)
 
     numbers = _numbers(manager_client, "?attention=yes")
 
@@ -134,17 +120,17 @@ def test_order_list_filter_needs_attention_includes_stuck_renewals(manager_clien
 @pytest.mark.parametrize("field", ["name", "code", "number"])
 def test_order_list_search_by_customer_name_code_or_order_number(manager_client, field):
     customer = CustomerFactory(name="Zebra Shipping SA", code="ZEBRA-7")
-    wanted = _subscription(customer=customer, number="ORD-ZEBRA-42")
-    _subscription()
+    wanted = OrderFactory(active=True, customer=customer, number="ORD-ZEBRA-42")
+    OrderFactory(active=True)
     term = {"name": "zebra ship", "code": "ZEBRA-7", "number": "ORD-ZEBRA-42"}[field]
 
     assert _numbers(manager_client, f"?q={term}") == {wanted.number}
 
 
 def test_order_list_date_hierarchy_on_current_term_end(manager_client):
-    march = OrderFactory(status=Order.Status.ACTIVE, current_term_end="2031-03-15")
-    OrderFactory(status=Order.Status.ACTIVE, current_term_end="2031-04-15")
-    OrderFactory(status=Order.Status.ACTIVE, current_term_end="2032-03-15")
+    march = OrderFactory(active=True, current_term_end=date(2031, 3, 15))
+    OrderFactory(active=True, current_term_end=date(2031, 4, 15))
+    OrderFactory(active=True, current_term_end=date(2032, 3, 15))
 
     response = manager_client.get(LIST_URL)
     assert "current_term_end__year=2031" in response.content.decode()
@@ -154,8 +140,8 @@ def test_order_list_date_hierarchy_on_current_term_end(manager_client):
 
 
 def test_order_list_shows_subscriptions_only(manager_client):
-    subscription = _subscription()
-    renewal = OrderFactory(parent=subscription, customer=subscription.customer)
+    subscription = OrderFactory(active=True)
+    renewal = RenewalFactory(parent=subscription)
 
     numbers = _numbers(manager_client)
 
@@ -164,19 +150,16 @@ def test_order_list_shows_subscriptions_only(manager_client):
 
 
 def test_order_export_equals_filtered_list_across_pages(manager_client):
-    customer = CustomerFactory()
-    today = timezone.localdate()
-    Order.objects.bulk_create(
-        Order(
-            number=f"BULK-{i:04d}",
-            customer=customer,
-            product=Order.Product.OO_ENT if i % 3 else Order.Product.OO_LITE,
-            licenses=(i * 37) % 160 + 1,
-            duration=Order.Duration.MONTHLY,
-            status=Order.Status.ACTIVE,
-            current_term_end=today + timedelta(days=i % 40),
-        )
-        for i in range(160)
+    OrderFactory.store(
+        160,
+        customer=CustomerFactory(),
+        active=True,
+        prefix="BULK-",
+        product=factory.Iterator(
+            Order.Product.OO_ENT if i % 3 else Order.Product.OO_LITE for i in range(160)
+        ),
+        licenses=factory.Iterator((i * 37) % 160 + 1 for i in range(160)),
+        days_left=factory.Iterator(i % 40 for i in range(160)),
     )
     column = manager_client.get(LIST_URL).context["cl"].list_display.index("licenses_and_value")
     query = f"?product__exact=oo-ent&o=-{column}"
@@ -201,15 +184,14 @@ def test_order_export_equals_filtered_list_across_pages(manager_client):
 def test_order_export_row_content(manager_client):
     manager = UserFactory(username="anna")
     customer = CustomerFactory(name="Acme Ltd", code="ACME", account_manager=manager)
-    today = timezone.localdate()
     OrderFactory(
+        suspended=True,
+        days_left=9,
         number="ORD-ACME-1",
         customer=customer,
         product=Order.Product.ERP_STD,
         licenses=12,
         duration=Order.Duration.YEARLY,
-        status=Order.Status.SUSPENDED,
-        current_term_end=today + timedelta(days=9),
     )
 
     header, row = _export(manager_client)
@@ -226,7 +208,7 @@ def test_order_export_row_content(manager_client):
         "duration": "yearly",
         "status": "suspended",
         "pending action": "",
-        "current term end": (today + timedelta(days=9)).isoformat(),
+        "current term end": (timezone.localdate() + timedelta(days=9)).isoformat(),
         "days left": "9",
     }
 
@@ -243,7 +225,7 @@ def test_order_export_escapes_formula_cells(manager_client, dangerous):
 
 def test_order_export_leaves_plain_cells_and_numbers_alone(manager_client):
     customer = CustomerFactory(name="Plain Name", code="PLAIN")
-    OrderFactory(customer=customer, status=Order.Status.ACTIVE, current_term_end="2020-01-01")
+    OrderFactory(active=True, customer=customer, current_term_end=date(2020, 1, 1))
 
     header, row = _export(manager_client)
 
@@ -295,7 +277,7 @@ def test_roles_grant_export_to_managers_and_sales():
 
 
 def test_order_list_offers_managers_no_provisioning(manager_client):
-    _subscription()
+    OrderFactory(active=True)
 
     response = manager_client.get(LIST_URL)
 
@@ -308,15 +290,9 @@ def test_order_list_offers_managers_no_provisioning(manager_client):
 
 def _bulk_orders(count: int) -> None:
     managers = [UserFactory(username=f"am{i}") for i in range(3)]
-    customers = [CustomerFactory(account_manager=managers[i % 3]) for i in range(count)]
-    today = timezone.localdate()
-    for i, customer in enumerate(customers):
-        parent = OrderFactory(
-            customer=customer,
-            status=Order.Status.ACTIVE,
-            current_term_end=today + timedelta(days=i),
-        )
-        OrderFactory(parent=parent, customer=customer, status=Order.Status.ACTIVE)
+    for i in range(count):
+        parent = OrderFactory(active=True, days_left=i, customer__account_manager=managers[i % 3])
+        RenewalFactory(parent=parent)
 
 
 def _query_count(client, url: str) -> int:
@@ -356,9 +332,9 @@ def test_order_export_query_count_does_not_grow_with_rows(
 
 
 def test_order_list_total_counts_subscriptions_only(manager_client):
-    subscription = _subscription(Order.Status.ACTIVE)
-    OrderFactory(parent=subscription, customer=subscription.customer)
-    _subscription(Order.Status.DRAFT)
+    subscription = OrderFactory(active=True)
+    RenewalFactory(parent=subscription)
+    OrderFactory()
 
     everything = manager_client.get(LIST_URL).context["cl"]
     active = manager_client.get(LIST_URL + "?status__exact=active").context["cl"]
@@ -381,14 +357,15 @@ def test_order_list_total_counts_subscriptions_only(manager_client):
 )
 def test_order_export_matches_the_list_for_each_filter(manager_client, query):
     for i in range(12):
-        _subscription(
-            [Order.Status.ACTIVE, Order.Status.PENDING, Order.Status.SUSPENDED][i % 3],
-            term_days=[-5, 3, 40, 2000][i % 4],
+        OrderFactory(
+            placed=True,
+            status=[Order.Status.ACTIVE, Order.Status.PENDING, Order.Status.SUSPENDED][i % 3],
+            days_left=[-5, 3, 40, 2000][i % 4],
             duration=[Order.Duration.MONTHLY, Order.Duration.YEARLY][i % 2],
             pending_action="place" if i % 3 == 1 else "",
-            customer=CustomerFactory(account_manager=UserFactory() if i % 2 else None),
+            customer__account_manager=UserFactory() if i % 2 else None,
         )
-    OrderFactory(status=Order.Status.ACTIVE, current_term_end="2031-06-01")
+    OrderFactory(active=True, current_term_end=date(2031, 6, 1))
 
     listed = [order.number for order in manager_client.get(LIST_URL + query).context["cl"].queryset]
 
@@ -397,7 +374,7 @@ def test_order_export_matches_the_list_for_each_filter(manager_client, query):
 
 
 def test_order_list_export_button_carries_the_current_filters(manager_client):
-    _subscription()
+    OrderFactory(active=True)
 
     html = manager_client.get(LIST_URL + "?status__exact=active&q=Company&p=1").content.decode()
 

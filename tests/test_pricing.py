@@ -4,7 +4,7 @@ value columns of the list and the CSV."""
 
 import csv
 import io
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
 from zoneinfo import ZoneInfo
@@ -445,24 +445,12 @@ def test_csv_cells_stay_formula_safe(client, manager_user):
 # Renewals due and reminders ----------------------------------------------------------------------
 
 
-def _due(number: str, days: int, value: str | None) -> Order:
-    from django.utils import timezone
-
-    return OrderFactory(
-        number=number,
-        status=Order.Status.ACTIVE,
-        current_term_end=timezone.localdate() + timedelta(days=days),
-        current_value=D(value) if value else None,
-        current_currency="EUR" if value else "",
-    )
-
-
 def test_renewals_due_page_shows_value_and_sorts_by_it(
     client, manager_user, django_assert_max_num_queries
 ):
-    _due("SOON", 1, "10.00")
-    _due("RICH", 5, "1250.50")
-    _due("NONE", 2, None)
+    OrderFactory(active=True, number="SOON", days_left=1, worth=D("10.00"))
+    OrderFactory(active=True, number="RICH", days_left=5, worth=D("1250.50"))
+    OrderFactory(active=True, number="NONE", days_left=2, worth=None)
     client.force_login(manager_user)
     url = reverse("admin:orders_renewaldue_changelist")
 
@@ -481,7 +469,7 @@ def test_renewals_due_page_shows_value_and_sorts_by_it(
 def test_reminder_digest_shows_each_subscription_value(mailoutbox):
     from orders.renewals.reminders import send_renewal_reminders
 
-    order = _due("DIGEST", 3, "99.90")
+    order = OrderFactory(active=True, number="DIGEST", days_left=3, worth=D("99.90"))
     order.customer.account_manager = UserFactory(username="anna")
     order.customer.save()
 

@@ -17,6 +17,7 @@ from portal import provisioning, tasks
 from portal.models import ProvisioningCall
 from portal.oneoffice import api
 from portal.provisioning import retries
+from tests import service
 from tests.conftest import API_KEY
 from tests.factories import CustomerFactory, OrderFactory, UserFactory
 
@@ -32,17 +33,6 @@ def at(year: int, month: int, day: int, hour: int = 12) -> datetime:
 
 def travel(year: int, month: int, day: int, hour: int = 12):
     return time_machine.travel(at(year, month, day, hour), tick=False)
-
-
-def _register(**fields) -> Customer:
-    return provisioning.customer_register(customer=CustomerFactory(**fields))
-
-
-def _subscription(day: date, *, duration: str = "monthly", **fields) -> Order:
-    """A customer registered and a first order placed on `day`."""
-    with travel(day.year, day.month, day.day):
-        order = OrderFactory(customer=_register(), duration=duration, **fields)
-        return provisioning.order_place(order=order)
 
 
 def _vendor(sandbox, order: Order) -> dict:
@@ -112,7 +102,7 @@ def test_customer_register_registers_and_mirrors_the_old_response(sandbox, sales
 def test_customer_register_mirrors_the_new_response_with_string_ids(sandbox):
     sandbox.response_style = "new"
 
-    customer = _register(code="ACME")
+    customer = service.registered(code="ACME")
 
     held = sandbox.snapshot()["customers"]["ACME"]
     assert customer.oneoffice_id == held["vendor_id"]
@@ -150,7 +140,7 @@ def test_customer_register_records_the_call(sandbox, sales_user):
 
 
 def test_customer_register_sends_a_generated_code_when_left_blank(sandbox):
-    customer = _register(code="")
+    customer = service.registered(code="")
 
     assert customer.code.startswith("C-")
     assert sandbox.requests[0]["json"]["params"]["id"] == customer.code
@@ -158,7 +148,7 @@ def test_customer_register_sends_a_generated_code_when_left_blank(sandbox):
 
 
 def test_customer_register_without_a_user_is_recorded_as_the_scheduler(sandbox):
-    customer = _register()
+    customer = service.registered()
 
     [call] = _calls(customer)
     assert call.triggered_by is None
@@ -505,7 +495,7 @@ def test_customer_retry_task_overtaken_by_a_manual_retry_sends_nothing(sandbox):
 
 def test_order_place_activates_the_order_with_its_first_term(sandbox, sales_user):
     with travel(2027, 1, 31):
-        customer = _register()
+        customer = service.registered()
         order = OrderFactory(customer=customer, product="oo-std", licenses=20)
         provisioning.order_place(order=order, by=sales_user)
 
@@ -541,7 +531,7 @@ def test_order_place_activates_the_order_with_its_first_term(sandbox, sales_user
     ],
 )
 def test_order_place_term_follows_calendar_months_and_years(sandbox, day, duration, end):
-    order = _subscription(day, duration=duration)
+    order = service.placed(day, duration=duration)
 
     assert (order.term_start, order.term_end, order.current_term_end) == (day, end, end)
     _assert_mirrored(sandbox, order)
@@ -552,7 +542,7 @@ def test_order_place_dates_the_term_in_the_portal_time_zone(sandbox, settings):
     sandbox.tz = ZoneInfo("Pacific/Auckland")
     # 20:00 UTC on Jan 31 is already Feb 1 in Auckland.
     with time_machine.travel(datetime(2027, 1, 31, 20, tzinfo=UTC), tick=False):
-        order = provisioning.order_place(order=OrderFactory(customer=_register()))
+        order = provisioning.order_place(order=OrderFactory(customer=service.registered()))
 
     assert (order.term_start, order.term_end) == (date(2027, 2, 1), date(2027, 3, 1))
     _assert_mirrored(sandbox, order)
@@ -565,7 +555,7 @@ def test_terms_follow_the_vendors_calendar_in_oneoffice_time_zone(sandbox, setti
     sandbox.tz = ZoneInfo("Asia/Tokyo")
     # 20:00 UTC on Jan 31 is already Feb 1 at the vendor (UTC+9), still Jan 31 for the portal.
     with time_machine.travel(datetime(2027, 1, 31, 20, tzinfo=UTC), tick=False):
-        order = provisioning.order_place(order=OrderFactory(customer=_register()))
+        order = provisioning.order_place(order=OrderFactory(customer=service.registered()))
     with time_machine.travel(datetime(2027, 2, 13, 20, tzinfo=UTC), tick=False):
         # 15 days left at the vendor (Feb 14 -> Mar 1), 16 by the portal's calendar.
         renewal = provisioning.order_renew(order=order)
@@ -577,7 +567,7 @@ def test_terms_follow_the_vendors_calendar_in_oneoffice_time_zone(sandbox, setti
 
 def test_order_place_uses_the_day_of_the_first_attempt_when_a_retry_settles_it(sandbox):
     with travel(2027, 1, 31, hour=23):
-        order = OrderFactory(customer=_register())
+        order = OrderFactory(customer=service.registered())
         sandbox.inject("createFirstOrder", "500-after")
         with pytest.raises(provisioning.OutcomeUnknown):
             provisioning.order_place(order=order)
@@ -650,7 +640,7 @@ def test_order_place_refuses_a_placed_order(sandbox, order_in, state):
 
 
 def test_order_place_refuses_a_renewal(sandbox):
-    subscription = _subscription(date(2027, 1, 31))
+    subscription = service.placed(date(2027, 1, 31))
     with travel(2027, 2, 20):
         renewal = provisioning.order_renew(order=subscription)
 
@@ -660,7 +650,7 @@ def test_order_place_refuses_a_renewal(sandbox):
 
 def test_order_place_refused_by_the_vendor_fails_with_its_words(sandbox, registered_customer):
     # Another customer already holds this order id on OneOffice.
-    other = _register()
+    other = service.registered()
     provisioning.order_place(order=OrderFactory(customer=other, number="ORD-TAKEN"))
     Order.objects.filter(number="ORD-TAKEN").update(number="ORD-RENAMED")
     order = OrderFactory(customer=registered_customer, number="ORD-TAKEN")
@@ -725,7 +715,7 @@ def test_order_place_refuses_while_another_request_holds_the_lease(sandbox, regi
 def test_order_renew_continues_the_term_inside_the_window(
     sandbox, sales_user, placed, renewed, start, end
 ):
-    subscription = _subscription(placed)
+    subscription = service.placed(placed)
 
     with travel(renewed.year, renewed.month, renewed.day):
         renewal = provisioning.order_renew(order=subscription, by=sales_user)
@@ -750,7 +740,7 @@ def test_order_renew_continues_the_term_inside_the_window(
 
 
 def test_order_renew_yearly_from_a_leap_day(sandbox):
-    subscription = _subscription(date(2028, 2, 29), duration="yearly")
+    subscription = service.placed(date(2028, 2, 29), duration="yearly")
     assert subscription.current_term_end == date(2029, 2, 28)
 
     with travel(2029, 2, 13):
@@ -768,7 +758,7 @@ def test_order_renew_yearly_from_a_leap_day(sandbox):
     ],
 )
 def test_order_renew_refuses_16_days_before_the_end_without_calling(sandbox, placed, asked, end):
-    subscription = _subscription(placed)
+    subscription = service.placed(placed)
     sent = len(sandbox.requests)
 
     with (
@@ -796,7 +786,7 @@ def test_order_renew_right_after_placing_is_refused_locally(sandbox, active_orde
 
 
 def test_order_renew_a_second_time_in_the_same_window_is_refused_locally(sandbox):
-    subscription = _subscription(date(2027, 1, 31))
+    subscription = service.placed(date(2027, 1, 31))
     with travel(2027, 2, 20):
         provisioning.order_renew(order=subscription)
         sent = len(sandbox.requests)
@@ -811,7 +801,7 @@ def test_order_renew_a_second_time_in_the_same_window_is_refused_locally(sandbox
 def test_order_renew_window_follows_the_setting(sandbox, settings):
     settings.ONEOFFICE_RENEWAL_WINDOW_DAYS = 20
     sandbox.renewal_window_days = 20
-    subscription = _subscription(date(2027, 1, 31))
+    subscription = service.placed(date(2027, 1, 31))
 
     with travel(2027, 2, 8):  # exactly 20 days left
         provisioning.order_renew(order=subscription)
@@ -827,7 +817,7 @@ def test_order_renew_window_follows_the_setting(sandbox, settings):
     [(date(2027, 3, 10), date(2027, 4, 10)), (date(2027, 3, 31), date(2027, 4, 30))],
 )
 def test_order_renew_of_an_expired_subscription_starts_today(sandbox, asked, end):
-    subscription = _subscription(date(2027, 1, 31))
+    subscription = service.placed(date(2027, 1, 31))
 
     with travel(asked.year, asked.month, asked.day):
         renewal = provisioning.order_renew(order=subscription)
@@ -840,7 +830,7 @@ def test_order_renew_of_an_expired_subscription_starts_today(sandbox, asked, end
 
 
 def test_order_renew_keeps_product_licenses_and_duration(sandbox):
-    subscription = _subscription(
+    subscription = service.placed(
         date(2027, 6, 1), duration="yearly", product="erp-admin", licenses=137
     )
 
@@ -854,7 +844,7 @@ def test_order_renew_keeps_product_licenses_and_duration(sandbox):
 
 
 def test_order_renew_of_a_suspended_subscription_reactivates_it(sandbox):
-    subscription = _subscription(date(2027, 1, 31))
+    subscription = service.placed(date(2027, 1, 31))
     with travel(2027, 2, 5):
         provisioning.order_suspend(order=subscription)
     assert _vendor(sandbox, subscription)["status"] == "suspended"
@@ -892,7 +882,7 @@ def test_order_renew_refuses_a_subscription_that_is_not_placed(sandbox, order_in
 
 
 def test_order_renew_of_a_renewal_is_refused(sandbox):
-    subscription = _subscription(date(2027, 1, 31))
+    subscription = service.placed(date(2027, 1, 31))
     with travel(2027, 2, 20):
         renewal = provisioning.order_renew(order=subscription)
     sent = len(sandbox.requests)
@@ -904,7 +894,7 @@ def test_order_renew_of_a_renewal_is_refused(sandbox):
 
 
 def test_order_renew_refused_by_the_vendor_fails_the_renewal_only(sandbox):
-    subscription = _subscription(date(2027, 1, 31))
+    subscription = service.placed(date(2027, 1, 31))
     sandbox.renewal_window_days = 10  # OneOffice changed its rule without telling us
 
     with travel(2027, 2, 14), pytest.raises(provisioning.VendorRefused) as caught:
@@ -923,7 +913,7 @@ def test_order_renew_refused_by_the_vendor_fails_the_renewal_only(sandbox):
 
 
 def test_order_renew_after_an_unknown_outcome_resends_the_same_renewal(sandbox):
-    subscription = _subscription(date(2027, 1, 31))
+    subscription = service.placed(date(2027, 1, 31))
     with travel(2027, 2, 20):
         sandbox.inject("createRenewalOrder", "500-after")
         with pytest.raises(provisioning.OutcomeUnknown):
@@ -963,7 +953,7 @@ def _ambiguous_renewal(sandbox, subscription) -> Order:
 def test_order_renew_retry_refused_as_too_early_needs_a_decision_not_done(
     sandbox, django_capture_on_commit_callbacks
 ):
-    subscription = _subscription(date(2027, 1, 31))
+    subscription = service.placed(date(2027, 1, 31))
     sandbox.inject("createRenewalOrder", "500-after")
     # A vendor that checks the window before the id answers the retry with the window rule.
     too_early = '"cannot renew: more than 15 days left on current term"'
@@ -998,7 +988,7 @@ def test_renewal_the_vendor_never_applied_is_resolved_as_not_renewed(sandbox, se
     settings.ONEOFFICE_TIME_ZONE = "America/Los_Angeles"
     sandbox.tz = ZoneInfo("Asia/Tokyo")
     with time_machine.travel(datetime(2027, 1, 31, 20, tzinfo=UTC), tick=False):
-        subscription = provisioning.order_place(order=OrderFactory(customer=_register()))
+        subscription = provisioning.order_place(order=OrderFactory(customer=service.registered()))
     sandbox.inject("createRenewalOrder", "500-before")
     # Feb 13 on both calendars: 15 days left for the portal, 16 for OneOffice.
     with time_machine.travel(datetime(2027, 2, 13, 10, tzinfo=UTC), tick=False):
@@ -1022,7 +1012,7 @@ def test_renewal_the_vendor_never_applied_is_resolved_as_not_renewed(sandbox, se
 
 
 def test_order_renew_refused_as_too_early_after_an_unsent_attempt_fails(sandbox):
-    subscription = _subscription(date(2027, 1, 31))
+    subscription = service.placed(date(2027, 1, 31))
     sandbox.refuse_connections()
     with travel(2027, 2, 20), pytest.raises(provisioning.StillPending):
         provisioning.order_renew(order=subscription)
@@ -1042,7 +1032,7 @@ def test_order_renew_refused_as_too_early_after_an_unsent_attempt_fails(sandbox)
 
 
 def test_order_retry_of_a_pending_renewal_settles_it(sandbox):
-    subscription = _subscription(date(2027, 1, 31))
+    subscription = service.placed(date(2027, 1, 31))
     sandbox.inject("createRenewalOrder", "drop-after")
     with travel(2027, 2, 20), pytest.raises(provisioning.OutcomeUnknown):
         provisioning.order_renew(order=subscription)
@@ -1058,7 +1048,7 @@ def test_order_retry_of_a_pending_renewal_settles_it(sandbox):
 
 
 def test_order_renew_is_refused_while_a_renewal_of_it_is_leased(sandbox):
-    subscription = _subscription(date(2027, 1, 31))
+    subscription = service.placed(date(2027, 1, 31))
     Order.objects.filter(pk=subscription.pk).update(
         lease_until=timezone.now() + timedelta(days=400)
     )
@@ -1156,7 +1146,7 @@ def test_order_cancel_and_suspend_refuse_a_wrong_state_without_calling(
 
 @pytest.mark.parametrize("operation", [provisioning.order_cancel, provisioning.order_suspend])
 def test_order_cancel_and_suspend_refuse_a_renewal(sandbox, operation):
-    subscription = _subscription(date(2027, 1, 31))
+    subscription = service.placed(date(2027, 1, 31))
     with travel(2027, 2, 20):
         renewal = provisioning.order_renew(order=subscription)
 
@@ -1166,7 +1156,7 @@ def test_order_cancel_and_suspend_refuse_a_renewal(sandbox, operation):
 
 @pytest.mark.parametrize("operation", [provisioning.order_cancel, provisioning.order_suspend])
 def test_order_cancel_and_suspend_wait_for_an_unsettled_renewal(sandbox, operation):
-    subscription = _subscription(date(2027, 1, 31))
+    subscription = service.placed(date(2027, 1, 31))
     with travel(2027, 2, 20):
         sandbox.inject("createRenewalOrder", "500-after")
         with pytest.raises(provisioning.OutcomeUnknown):
@@ -1279,7 +1269,7 @@ def test_admin_resolves_an_ambiguous_renewal_after_confirmation(
 ):
     from tests.admin_urls import button_url, change_url
 
-    subscription = _subscription(date(2027, 1, 31))
+    subscription = service.placed(date(2027, 1, 31))
     sandbox.inject("createRenewalOrder", "500-after")
     too_early = '"cannot renew: more than 15 days left on current term"'
     sandbox.inject("createRenewalOrder", "respond", status=400, body=too_early)

@@ -21,6 +21,7 @@ from customers.models import Customer
 from orders.models import Order
 from portal import provisioning, tasks
 from portal.models import ProvisioningCall
+from tests import service
 from tests.admin_urls import change_url
 from tests.factories import CustomerFactory, OrderFactory, UserFactory
 from tests.test_faults import assert_mirrors_sandbox
@@ -66,11 +67,6 @@ def requests_for(sandbox, method: str) -> int:
     return sum(1 for r in sandbox.requests if r["rpc_method"] == method)
 
 
-def _subscription() -> Order:
-    customer = provisioning.customer_register(customer=CustomerFactory())
-    return provisioning.order_place(order=OrderFactory(customer=customer))
-
-
 def _setup(method: str) -> tuple[Callable[[], object], Callable[[], object]]:
     """(the service call, reading its object afresh), each usable from any thread."""
     if method == "createCustomer":
@@ -86,13 +82,13 @@ def _setup(method: str) -> tuple[Callable[[], object], Callable[[], object]]:
             lambda: provisioning.order_place(order=Order.objects.get(pk=pk)),
             lambda: Order.objects.get(pk=pk),
         )
-    pk = _subscription().pk
-    service = {
+    pk = service.placed().pk
+    operation = {
         "createRenewalOrder": provisioning.order_renew,
         "cancelOrder": provisioning.order_cancel,
         "suspendOrder": provisioning.order_suspend,
     }[method]
-    return (lambda: service(order=Order.objects.get(pk=pk)), lambda: Order.objects.get(pk=pk))
+    return (lambda: operation(order=Order.objects.get(pk=pk)), lambda: Order.objects.get(pk=pk))
 
 
 def _one_done_rest_busy(results: list[object]) -> None:
@@ -428,7 +424,7 @@ def test_renewal_answered_after_its_lease_lapsed_builds_on_the_row_and_keeps_the
     slow_vendor,
 ):
     slow_vendor.slow_seconds = 1.0
-    pk = _subscription().pk
+    pk = service.placed().pk
     slow_vendor.inject("createRenewalOrder", "slow")
     thread, result = _in_thread(lambda: provisioning.order_renew(order=Order.objects.get(pk=pk)))
     _wait_for_request(slow_vendor, "createRenewalOrder")
@@ -448,7 +444,7 @@ def test_renewal_answered_after_its_lease_lapsed_builds_on_the_row_and_keeps_the
 
 def test_suspension_answered_after_its_lease_lapsed_keeps_the_new_lease(slow_vendor):
     slow_vendor.slow_seconds = 1.0
-    pk = _subscription().pk
+    pk = service.placed().pk
     slow_vendor.inject("suspendOrder", "slow")
     thread, result = _in_thread(lambda: provisioning.order_suspend(order=Order.objects.get(pk=pk)))
     _wait_for_request(slow_vendor, "suspendOrder")
@@ -471,7 +467,7 @@ def test_an_outcome_frees_the_lease_it_held(slow_vendor, method):
 def test_an_outcome_rolled_back_after_freeing_the_lease_still_frees_it_on_the_way_out(sandbox):
     from portal.provisioning.lease import leased, save_releasing_lease
 
-    order = _subscription()
+    order = service.placed()
     with pytest.raises(RuntimeError), leased(order), transaction.atomic():
         assert save_releasing_lease(order, ["status"])
         raise RuntimeError("the rest of the outcome failed")

@@ -19,7 +19,7 @@ from orders.renewals.reminders import (
     send_renewal_reminders,
 )
 from orders.tasks import renewal_reminders_task
-from tests.factories import CustomerFactory, OrderFactory, UserFactory
+from tests.factories import OrderFactory, UserFactory
 from tests.test_races import at_once
 
 S = Order.Status
@@ -44,14 +44,6 @@ def bob(db):
     return UserFactory(username="bob")
 
 
-def subscription(manager=None, days_left=5, status=S.ACTIVE, **kwargs) -> Order:
-    return OrderFactory(
-        customer=CustomerFactory(account_manager=manager, **kwargs),
-        status=status,
-        current_term_end=TODAY + timedelta(days_left),
-    )
-
-
 def to(address: str) -> list:
     return [m for m in mail.outbox if address in m.to]
 
@@ -62,9 +54,15 @@ def admin_link(order: Order) -> str:
 
 @pytest.mark.django_db
 def test_send_renewal_reminders_sends_one_digest_per_account_manager(alice, bob):
-    a1 = subscription(alice, days_left=3, name="Acme Ltd")
-    a2 = subscription(alice, days_left=15)
-    b1 = subscription(bob, days_left=0)
+    a1 = OrderFactory(
+        active=True,
+        today=TODAY,
+        days_left=3,
+        customer__name="Acme Ltd",
+        customer__account_manager=alice,
+    )
+    a2 = OrderFactory(active=True, today=TODAY, days_left=15, customer__account_manager=alice)
+    b1 = OrderFactory(active=True, today=TODAY, days_left=0, customer__account_manager=bob)
 
     run = send_renewal_reminders(today=TODAY)
 
@@ -91,8 +89,8 @@ def test_send_renewal_reminders_sends_one_digest_per_account_manager(alice, bob)
 
 @pytest.mark.django_db
 def test_send_renewal_reminders_summary_lists_everything_and_customers_without_manager(alice):
-    mine = subscription(alice, days_left=2)
-    orphan = subscription(None, days_left=4, name="Nobody's Customer")
+    mine = OrderFactory(active=True, today=TODAY, days_left=2, customer__account_manager=alice)
+    orphan = OrderFactory(active=True, today=TODAY, days_left=4, customer__name="Nobody's Customer")
 
     send_renewal_reminders(today=TODAY)
 
@@ -113,7 +111,7 @@ def test_send_renewal_reminders_summary_lists_everything_and_customers_without_m
 @pytest.mark.django_db
 def test_send_renewal_reminders_sends_a_deactivated_managers_customers_to_the_summary_only():
     gone = UserFactory(username="gone", is_active=False)
-    order = subscription(gone, days_left=2)
+    order = OrderFactory(active=True, today=TODAY, days_left=2, customer__account_manager=gone)
 
     send_renewal_reminders(today=TODAY)
 
@@ -124,9 +122,13 @@ def test_send_renewal_reminders_sends_a_deactivated_managers_customers_to_the_su
 
 @pytest.mark.django_db
 def test_send_renewal_reminders_includes_lapsed_and_leaves_out_cancelled_and_not_due(alice):
-    lapsed = subscription(alice, days_left=-3, status=S.SUSPENDED)
-    cancelled = subscription(alice, days_left=2, status=S.CANCELLED)
-    later = subscription(alice, days_left=16)
+    lapsed = OrderFactory(
+        suspended=True, today=TODAY, days_left=-3, customer__account_manager=alice
+    )
+    cancelled = OrderFactory(
+        cancelled=True, today=TODAY, days_left=2, customer__account_manager=alice
+    )
+    later = OrderFactory(active=True, today=TODAY, days_left=16, customer__account_manager=alice)
 
     run = send_renewal_reminders(today=TODAY)
 
@@ -140,7 +142,10 @@ def test_send_renewal_reminders_includes_lapsed_and_leaves_out_cancelled_and_not
 
 @pytest.mark.django_db
 def test_send_renewal_reminders_twice_reminds_each_term_once(alice):
-    orders = [subscription(alice, days_left=d) for d in (1, 7, -2)]
+    orders = [
+        OrderFactory(active=True, today=TODAY, days_left=d, customer__account_manager=alice)
+        for d in (1, 7, -2)
+    ]
 
     first = send_renewal_reminders(today=TODAY)
     sent = len(mail.outbox)
@@ -157,7 +162,7 @@ def test_send_renewal_reminders_twice_reminds_each_term_once(alice):
 
 @pytest.mark.django_db
 def test_send_renewal_reminders_reminds_again_for_the_next_term(alice):
-    order = subscription(alice, days_left=2)
+    order = OrderFactory(active=True, today=TODAY, days_left=2, customer__account_manager=alice)
     send_renewal_reminders(today=TODAY)
     order.current_term_end = terms_end = TODAY + timedelta(2 + 30)
     order.save(update_fields=["current_term_end"])
@@ -173,7 +178,7 @@ def test_send_renewal_reminders_reminds_again_for_the_next_term(alice):
 
 @pytest.mark.django_db
 def test_send_renewal_reminders_sends_nothing_when_nothing_is_due(alice):
-    subscription(alice, days_left=40)
+    OrderFactory(active=True, today=TODAY, days_left=40, customer__account_manager=alice)
 
     run = send_renewal_reminders(today=TODAY)
 
@@ -185,7 +190,7 @@ def test_send_renewal_reminders_sends_nothing_when_nothing_is_due(alice):
 @pytest.mark.django_db
 def test_send_renewal_reminders_counts_days_from_the_local_date(settings, alice):
     settings.TIME_ZONE = "Pacific/Auckland"
-    order = subscription(alice, days_left=0)
+    order = OrderFactory(active=True, today=TODAY, days_left=0, customer__account_manager=alice)
     # 11:30 UTC on Mar 9 is 00:30 on Mar 10 in Auckland.
     with time_machine.travel(datetime(2027, 3, 9, 11, 30, tzinfo=ZoneInfo("UTC")), tick=False):
         send_renewal_reminders()
@@ -196,7 +201,7 @@ def test_send_renewal_reminders_counts_days_from_the_local_date(settings, alice)
 
 @pytest.mark.django_db
 def test_send_renewal_reminders_releases_reminders_whose_emails_failed(settings, alice):
-    order = subscription(alice, days_left=4)
+    order = OrderFactory(active=True, today=TODAY, days_left=4, customer__account_manager=alice)
     # A real SMTP backend aimed at a closed loopback port: the connection is refused.
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2
@@ -217,7 +222,7 @@ def test_send_renewal_reminders_releases_reminders_whose_emails_failed(settings,
 
 @pytest.mark.django_db
 def test_send_renewal_reminders_takes_over_a_claim_left_unsent_by_a_dead_run(alice):
-    order = subscription(alice, days_left=4)
+    order = OrderFactory(active=True, today=TODAY, days_left=4, customer__account_manager=alice)
     dead = ReminderRun.objects.create(started_at=timezone.now() - timedelta(hours=3))
     RenewalReminder.objects.create(
         subscription=order,
@@ -235,7 +240,7 @@ def test_send_renewal_reminders_takes_over_a_claim_left_unsent_by_a_dead_run(ali
 
 @pytest.mark.django_db
 def test_send_renewal_reminders_leaves_a_fresh_claim_to_its_run(alice):
-    order = subscription(alice, days_left=4)
+    order = OrderFactory(active=True, today=TODAY, days_left=4, customer__account_manager=alice)
     busy = ReminderRun.objects.create()
     RenewalReminder.objects.create(subscription=order, term_end=order.current_term_end, run=busy)
 
@@ -247,7 +252,15 @@ def test_send_renewal_reminders_leaves_a_fresh_claim_to_its_run(alice):
 
 @pytest.mark.django_db(transaction=True)
 def test_send_renewal_reminders_in_two_runs_at_once_reminds_each_term_once(alice, bob):
-    orders = [subscription((alice, bob, None)[i % 3], days_left=i % 16 - 1) for i in range(24)]
+    orders = [
+        OrderFactory(
+            active=True,
+            today=TODAY,
+            days_left=i % 16 - 1,
+            customer__account_manager=(alice, bob, None)[i % 3],
+        )
+        for i in range(24)
+    ]
     runs = at_once(*[lambda: send_renewal_reminders(today=TODAY)] * 2)
     failures = [run for run in runs if isinstance(run, Exception)]
 
@@ -263,7 +276,15 @@ def test_send_renewal_reminders_in_two_runs_at_once_reminds_each_term_once(alice
 
 @pytest.mark.django_db(transaction=True)
 def test_send_renewal_reminders_in_three_runs_at_once_sends_each_manager_one_digest(alice, bob):
-    orders = [subscription((alice, bob, None)[i % 3], days_left=i % 16 - 1) for i in range(60)]
+    orders = [
+        OrderFactory(
+            active=True,
+            today=TODAY,
+            days_left=i % 16 - 1,
+            customer__account_manager=(alice, bob, None)[i % 3],
+        )
+        for i in range(60)
+    ]
     runs = at_once(*[lambda: send_renewal_reminders(today=TODAY)] * 3)
     failures = [run for run in runs if isinstance(run, Exception)]
 
@@ -286,11 +307,21 @@ def test_send_renewal_reminders_makes_as_many_queries_for_50_due_as_for_5(
     alice, bob, django_assert_max_num_queries
 ):
     for i in range(5):
-        subscription((alice, bob, None)[i % 3], days_left=i % 16 - 1)
+        OrderFactory(
+            active=True,
+            today=TODAY,
+            days_left=i % 16 - 1,
+            customer__account_manager=(alice, bob, None)[i % 3],
+        )
     few = _job_queries(TODAY)
     RenewalReminder.objects.all().delete()
     for i in range(45):
-        subscription((alice, bob, None)[i % 3], days_left=i % 16 - 1)
+        OrderFactory(
+            active=True,
+            today=TODAY,
+            days_left=i % 16 - 1,
+            customer__account_manager=(alice, bob, None)[i % 3],
+        )
 
     with django_assert_max_num_queries(10):
         many = _job_queries(TODAY)
@@ -302,7 +333,12 @@ def test_send_renewal_reminders_makes_as_many_queries_for_50_due_as_for_5(
 
 @pytest.mark.django_db
 def test_send_renewal_reminders_caps_a_digest_and_links_to_the_rest(alice):
-    orders = [subscription(alice, days_left=i % 19 - 3) for i in range(DIGEST_ROWS + 7)]
+    orders = [
+        OrderFactory(
+            active=True, today=TODAY, days_left=i % 19 - 3, customer__account_manager=alice
+        )
+        for i in range(DIGEST_ROWS + 7)
+    ]
     soonest = sorted(orders, key=lambda o: (o.current_term_end, o.number))
 
     run = send_renewal_reminders(today=TODAY)
@@ -324,7 +360,7 @@ def test_send_renewal_reminders_caps_a_digest_and_links_to_the_rest(alice):
 
 @pytest.mark.django_db
 def test_reminder_resend_sends_again_and_records_a_forced_reminder(alice, manager_user):
-    order = subscription(alice, days_left=6)
+    order = OrderFactory(active=True, today=TODAY, days_left=6, customer__account_manager=alice)
     send_renewal_reminders(today=TODAY)
     mail.outbox.clear()
 
@@ -342,7 +378,7 @@ def test_reminder_resend_sends_again_and_records_a_forced_reminder(alice, manage
 
 @pytest.mark.django_db
 def test_reminder_resend_without_account_manager_goes_to_managers():
-    order = subscription(None, days_left=1)
+    order = OrderFactory(active=True, today=TODAY, days_left=1)
 
     with time_machine.travel(datetime(2027, 3, 10, 9, 0, tzinfo=timezone.get_current_timezone())):
         reminder_resend(subscription=order)
@@ -353,7 +389,7 @@ def test_reminder_resend_without_account_manager_goes_to_managers():
 
 @pytest.mark.django_db
 def test_reminder_resend_refuses_a_subscription_that_is_not_due(alice):
-    order = subscription(alice, days_left=30)
+    order = OrderFactory(active=True, today=TODAY, days_left=30, customer__account_manager=alice)
 
     with (
         time_machine.travel(datetime(2027, 3, 10, 9, 0, tzinfo=timezone.get_current_timezone())),
@@ -367,8 +403,8 @@ def test_reminder_resend_refuses_a_subscription_that_is_not_due(alice):
 
 @pytest.mark.django_db
 def test_renewal_reminders_task_returns_a_short_summary(alice):
-    subscription(alice, days_left=2)
-    subscription(None, days_left=-1)
+    OrderFactory(active=True, today=TODAY, days_left=2, customer__account_manager=alice)
+    OrderFactory(active=True, today=TODAY, days_left=-1)
 
     with time_machine.travel(datetime(2027, 3, 10, 7, 0, tzinfo=timezone.get_current_timezone())):
         result = renewal_reminders_task()

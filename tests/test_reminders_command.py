@@ -8,7 +8,7 @@ from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone
 
-from orders.models import Order, ReminderRun
+from orders.models import ReminderRun
 from tests.factories import CustomerFactory, OrderFactory, UserFactory
 
 
@@ -24,11 +24,11 @@ def test_send_renewal_reminders_twice_reminds_each_due_order_once(db, settings):
     with time_machine.travel(now):
         amy = UserFactory(username="amy", email="amy@reseller.example")
         due = OrderFactory(
+            active=True,
             customer=CustomerFactory(account_manager=amy),
-            status=Order.Status.ACTIVE,
             current_term_end=timezone.localdate() + timedelta(days=5),
         )
-        OrderFactory(status=Order.Status.ACTIVE, current_term_end=now.date() + timedelta(days=40))
+        OrderFactory(active=True, current_term_end=now.date() + timedelta(days=40))
 
         first = _run()
         sent = [(m.to, m.body) for m in mail.outbox]

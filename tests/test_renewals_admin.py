@@ -15,7 +15,7 @@ from django.utils import timezone
 from orders.admin.renewals import RenewalWindowFilter
 from orders.models import Order, RenewalReminder
 from orders.renewals.reminders import send_renewal_reminders
-from tests.factories import CustomerFactory, OrderFactory, UserFactory
+from tests.factories import CustomerFactory, OrderFactory, RenewalFactory, UserFactory
 
 S = Order.Status
 TODAY = date(2027, 3, 10)
@@ -29,15 +29,6 @@ def at_today(settings):
         yield
 
 
-def subscription(days_left: int, status=S.ACTIVE, manager=None, **kwargs) -> Order:
-    return OrderFactory(
-        customer=CustomerFactory(account_manager=manager),
-        status=status,
-        current_term_end=TODAY + timedelta(days_left),
-        **kwargs,
-    )
-
-
 def provision_url(order: Order) -> str:
     return reverse("admin:orders_order_provision", args=[order.pk, "renew"])
 
@@ -48,12 +39,12 @@ def resend_url(order: Order) -> str:
 
 @pytest.mark.django_db
 def test_renewals_page_lists_due_and_lapsed_soonest_first(client, sales_user):
-    week = subscription(7, licenses=12)
-    lapsed = subscription(-2, status=S.SUSPENDED)
-    today = subscription(0)
-    last = subscription(15)
-    later = subscription(16)
-    cancelled = subscription(3, status=S.CANCELLED)
+    week = OrderFactory(active=True, days_left=7, licenses=12)
+    lapsed = OrderFactory(suspended=True, days_left=-2)
+    today = OrderFactory(active=True, days_left=0)
+    last = OrderFactory(active=True, days_left=15)
+    later = OrderFactory(active=True, days_left=16)
+    cancelled = OrderFactory(cancelled=True, days_left=3)
     client.force_login(sales_user)
 
     response = client.get(PAGE)
@@ -72,8 +63,8 @@ def test_renewals_page_lists_due_and_lapsed_soonest_first(client, sales_user):
 
 @pytest.mark.django_db
 def test_renewals_page_filters_by_state(client, sales_user):
-    subscription(3)
-    lapsed = subscription(-1)
+    OrderFactory(active=True, days_left=3)
+    lapsed = OrderFactory(active=True, days_left=-1)
     client.force_login(sales_user)
 
     response = client.get(PAGE, {"state": "lapsed"})
@@ -84,9 +75,9 @@ def test_renewals_page_filters_by_state(client, sales_user):
 @pytest.mark.django_db
 def test_renewals_page_shows_the_last_reminder_sent(client, sales_user):
     manager = UserFactory(username="amy")
-    reminded = subscription(4, manager=manager)
+    reminded = OrderFactory(active=True, days_left=4, customer__account_manager=manager)
     send_renewal_reminders()
-    never = subscription(5)
+    never = OrderFactory(active=True, days_left=5)
     client.force_login(sales_user)
 
     response = client.get(PAGE)
@@ -100,7 +91,7 @@ def test_renewals_page_shows_the_last_reminder_sent(client, sales_user):
 def test_renewals_page_offers_renew_to_sales_and_resend_to_managers(
     client, sales_user, manager_user
 ):
-    order = subscription(3)
+    order = OrderFactory(active=True, days_left=3)
 
     client.force_login(sales_user)
     as_sales = client.get(PAGE).content.decode()
@@ -137,7 +128,7 @@ def test_renewals_page_renew_button_renews_on_oneoffice(client, sales_user, acti
 def test_renewals_page_resend_sends_the_reminder_again(client, manager_user, settings):
     settings.MANAGERS_EMAIL = "desk@reseller.example"
     amy = UserFactory(username="amy")
-    order = subscription(3, manager=amy)
+    order = OrderFactory(active=True, days_left=3, customer__account_manager=amy)
     send_renewal_reminders()
     mail.outbox.clear()
     client.force_login(manager_user)
@@ -156,7 +147,7 @@ def test_renewals_page_resend_sends_the_reminder_again(client, manager_user, set
 
 @pytest.mark.django_db
 def test_renewals_page_resend_for_a_name_with_a_newline_sends_it_on_one_line(client, manager_user):
-    order = subscription(3)
+    order = OrderFactory(active=True, days_left=3)
     # Stored before names were checked, or written around the forms.
     CustomerFactory._meta.model.objects.filter(pk=order.customer_id).update(
         name="Acme\nBcc: someone@elsewhere.example\u202e"
@@ -178,7 +169,7 @@ def test_renewals_page_resend_for_a_name_with_a_newline_sends_it_on_one_line(cli
 def test_renewals_page_resend_that_cannot_be_sent_leaves_no_reminder(
     client, manager_user, settings
 ):
-    order = subscription(3)
+    order = OrderFactory(active=True, days_left=3)
     settings.MANAGERS_EMAIL = "desk@reseller.example\nBcc: someone@elsewhere.example"
     client.force_login(manager_user)
 
@@ -193,7 +184,7 @@ def test_renewals_page_resend_that_cannot_be_sent_leaves_no_reminder(
 
 @pytest.mark.django_db
 def test_renewals_page_resend_of_an_order_not_due_says_so(client, manager_user):
-    order = subscription(40)
+    order = OrderFactory(active=True, days_left=40)
     client.force_login(manager_user)
 
     response = client.post(resend_url(order), follow=True)
@@ -204,7 +195,7 @@ def test_renewals_page_resend_of_an_order_not_due_says_so(client, manager_user):
 
 @pytest.mark.django_db
 def test_renewals_page_resend_needs_the_permission_and_a_post(client, sales_user, manager_user):
-    order = subscription(3)
+    order = OrderFactory(active=True, days_left=3)
     client.force_login(sales_user)
     refused = client.post(resend_url(order))
     client.force_login(manager_user)
@@ -244,14 +235,18 @@ def test_renewals_page_uses_a_fixed_number_of_queries(
 ):
     manager = UserFactory(username="amy")
     for days in range(3):
-        subscription(days, manager=manager)
+        OrderFactory(active=True, days_left=days, customer__account_manager=manager)
     send_renewal_reminders()
     client.force_login(sales_user)
     client.get(PAGE)  # session and permission caches, as on any later page
     few = _page_queries(client)
 
     for days in range(120):
-        subscription(days % 20 - 4, manager=manager if days % 2 else None)
+        OrderFactory(
+            active=True,
+            days_left=days % 20 - 4,
+            customer__account_manager=manager if days % 2 else None,
+        )
     send_renewal_reminders()
     many = _page_queries(client)
     with django_assert_max_num_queries(8):
@@ -264,7 +259,7 @@ def test_renewals_page_uses_a_fixed_number_of_queries(
 @pytest.mark.django_db
 def test_reminder_run_admin_shows_what_a_run_sent(client, manager_user):
     amy = UserFactory(username="amy")
-    order = subscription(3, manager=amy)
+    order = OrderFactory(active=True, days_left=3, customer__account_manager=amy)
     run = send_renewal_reminders()
     client.force_login(manager_user)
 
@@ -290,9 +285,16 @@ def _get_queries(client, url) -> tuple[int, str]:
 
 @pytest.mark.django_db
 def test_reminder_run_page_lists_no_reminders_whatever_their_number(client, manager_user):
-    small = subscription(3, manager=UserFactory(username="amy"))
+    small = OrderFactory(
+        active=True, days_left=3, customer__account_manager=UserFactory(username="amy")
+    )
     first = send_renewal_reminders()
-    orders = [subscription(days % 15, manager=UserFactory(username="amy")) for days in range(60)]
+    orders = [
+        OrderFactory(
+            active=True, days_left=days % 15, customer__account_manager=UserFactory(username="amy")
+        )
+        for days in range(60)
+    ]
     second = send_renewal_reminders()
     client.force_login(manager_user)
     client.get(reverse("admin:orders_reminderrun_change", args=[first.pk]))
@@ -307,14 +309,14 @@ def test_reminder_run_page_lists_no_reminders_whatever_their_number(client, mana
 
 @pytest.mark.django_db
 def test_order_page_shows_the_latest_renewals_and_links_to_all(client, superuser):
-    parent = OrderFactory(status=S.ACTIVE, current_term_end=TODAY)
-    first = OrderFactory.create_batch(5, parent=parent, customer=parent.customer, status=S.ACTIVE)
+    parent = OrderFactory(active=True, days_left=0)
+    first = RenewalFactory.create_batch(5, parent=parent)
     url = reverse("admin:orders_order_change", args=[parent.pk])
     client.force_login(superuser)
     client.get(url)
     few, html = _get_queries(client, url)
     assert all(renewal.number in html for renewal in first)
-    later = OrderFactory.create_batch(40, parent=parent, customer=parent.customer, status=S.ACTIVE)
+    later = RenewalFactory.create_batch(40, parent=parent)
 
     many, html = _get_queries(client, url)
 
@@ -329,7 +331,7 @@ def test_order_page_shows_the_latest_renewals_and_links_to_all(client, superuser
 
 @pytest.mark.django_db
 def test_renewal_reminder_admin_filters_by_forced(client, manager_user):
-    order = subscription(3)
+    order = OrderFactory(active=True, days_left=3)
     send_renewal_reminders()
     client.force_login(manager_user)
     client.post(resend_url(order))
@@ -347,8 +349,8 @@ def test_renewal_reminder_admin_filters_by_forced(client, manager_user):
     [("due", [0, 15]), ("lapsed", [-1]), ("not-yet-due", [16]), (None, [-1, 0, 15, 16, 3])],
 )
 def test_renewal_window_filter_splits_subscriptions(superuser, value, expected):
-    made = {days: subscription(days) for days in (-1, 0, 15, 16)}
-    made[3] = subscription(3, status=S.CANCELLED)
+    made = {days: OrderFactory(active=True, days_left=days) for days in (-1, 0, 15, 16)}
+    made[3] = OrderFactory(cancelled=True, days_left=3)
     request = RequestFactory().get("/", {"renewal": value} if value else {})
     request.user = superuser
     params = {"renewal": [value]} if value else {}
@@ -362,8 +364,13 @@ def test_renewal_window_filter_splits_subscriptions(superuser, value, expected):
 @pytest.mark.django_db
 def test_renewals_page_filters_by_account_manager_as_the_digest_links(client, sales_user):
     amy, gone = UserFactory(username="amy"), UserFactory(username="gone", is_active=False)
-    hers = [subscription(days, manager=amy) for days in (1, 2)]
-    others = [subscription(3), subscription(4, manager=gone)]
+    hers = [
+        OrderFactory(active=True, days_left=days, customer__account_manager=amy) for days in (1, 2)
+    ]
+    others = [
+        OrderFactory(active=True, days_left=3),
+        OrderFactory(active=True, days_left=4, customer__account_manager=gone),
+    ]
     client.force_login(sales_user)
 
     mine = client.get(PAGE, {"manager": amy.pk})

@@ -2,7 +2,7 @@
 
 import csv
 import io
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import pytest
 import time_machine
@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from orders.models import Order
-from tests.factories import CustomerFactory, OrderFactory, UserFactory
+from tests.factories import OrderFactory, UserFactory
 
 S = Order.Status
 TODAY = date(2027, 3, 10)
@@ -28,25 +28,22 @@ def orders(db):
     amy = UserFactory(username="amy", first_name="Amy", last_name="Lee")
     return {
         "week": OrderFactory(
+            active=True,
+            days_left=7,
             number="O-WEEK",
-            customer=CustomerFactory(name="Acme Ltd", account_manager=amy),
+            customer__name="Acme Ltd",
+            customer__account_manager=amy,
             product=Order.Product.OO_ENT,
             licenses=250,
-            status=S.ACTIVE,
-            current_term_end=TODAY + timedelta(7),
         ),
         "lapsed": OrderFactory(
+            suspended=True,
+            days_left=-2,
             number="O-LAPSED",
-            customer=CustomerFactory(name='=HYPERLINK("http://x")'),
-            status=S.SUSPENDED,
-            current_term_end=TODAY - timedelta(2),
+            customer__name='=HYPERLINK("http://x")',
         ),
-        "later": OrderFactory(
-            number="O-LATER", status=S.ACTIVE, current_term_end=TODAY + timedelta(20)
-        ),
-        "cancelled": OrderFactory(
-            number="O-CANCELLED", status=S.CANCELLED, current_term_end=TODAY + timedelta(1)
-        ),
+        "later": OrderFactory(active=True, days_left=20, number="O-LATER"),
+        "cancelled": OrderFactory(cancelled=True, days_left=1, number="O-CANCELLED"),
     }
 
 

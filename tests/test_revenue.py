@@ -16,9 +16,8 @@ from django.urls import reverse
 
 from orders.models import Order
 from orders.money import revenue
-from orders.renewals import terms
 from portal.models import ProvisioningCall
-from tests.factories import OrderFactory
+from tests.factories import OrderFactory, ProvisioningCallFactory, RenewalFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -39,28 +38,23 @@ def today(settings):
 def _subscription(
     code, product, duration, status, term_end, value, *, currency="EUR", cancelled_at=None
 ):
-    length = 12 if duration == "yearly" else 1
-    start = terms.add_months(term_end, -length)
+    """One row of a book: a subscription whose current term ends on `term_end`, worth `value`,
+    and, when `cancelled_at` is given, the cancel call that settled then."""
     order = OrderFactory(
+        placed=True,
         number=code,
         product=product,
         duration=duration,
         status=status,
-        term_start=start,
-        term_end=term_end,
         current_term_end=term_end,
-        value=value,
-        currency=currency if value is not None else "",
-        current_value=value,
-        current_currency=currency if value is not None else "",
+        worth=value,
+        currency_code=currency,
     )
     if cancelled_at is not None:
-        ProvisioningCall.objects.create(
-            method=ProvisioningCall.Method.CANCEL_ORDER,
-            params={"id": code},
+        ProvisioningCallFactory(
             order=order,
-            customer=order.customer,
-            outcome=ProvisioningCall.Outcome.OK,
+            method=ProvisioningCall.Method.CANCEL_ORDER,
+            status_before=S.ACTIVE,
             finished_at=cancelled_at,
         )
     return order
@@ -95,38 +89,12 @@ def book():
     )
     _subscription("I", "oo-std", "monthly", S.ACTIVE, date(2026, 7, 5), D("10.00"), currency="USD")
     # R: placed 1 Mar, renewed on time twice, then late (5 Jun instead of 1 Jun).
-    first = OrderFactory(
-        number="R",
-        product="oo-lite",
-        duration="monthly",
-        status=S.ACTIVE,
-        term_start=date(2026, 3, 1),
-        term_end=date(2026, 4, 1),
-        current_term_end=date(2026, 7, 5),
-        value=D("18.00"),
-        currency="EUR",
-        current_value=D("20.00"),
-        current_currency="EUR",
-    )
-    for number, start, value in [
-        ("R1", date(2026, 4, 1), "19.00"),
-        ("R2", date(2026, 5, 1), "20.00"),
-        ("R3", date(2026, 6, 5), "20.00"),
-    ]:
-        OrderFactory(
-            number=number,
-            parent=first,
-            customer=first.customer,
-            product="oo-lite",
-            duration="monthly",
-            status=S.ACTIVE,
-            term_start=start,
-            term_end=terms.term_end(start, "monthly"),
-            value=D(value),
-            currency="EUR",
-        )
+    first = _subscription("R", "oo-lite", "monthly", S.ACTIVE, date(2026, 4, 1), D("18.00"))
+    RenewalFactory(parent=first, number="R1", worth=D("19.00"))
+    RenewalFactory(parent=first, number="R2", worth=D("20.00"))
+    RenewalFactory(parent=first, number="R3", worth=D("20.00"), term_start=date(2026, 6, 5))
     # A renewal that never landed: no term, no value, in no figure.
-    OrderFactory(number="R4", parent=first, customer=first.customer, status=S.FAILED)
+    RenewalFactory(parent=first, number="R4", status=S.FAILED, term_start=None, term_end=None)
 
 
 def test_revenue_mrr_counts_a_yearly_term_one_twelfth(book):

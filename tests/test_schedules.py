@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from orders.models import Order, ReminderRun
+from orders.models import ReminderRun
 from portal.management.commands.setup_schedules import RENEWAL_REMINDERS, next_occurrence
 from tests.factories import CustomerFactory, OrderFactory, UserFactory
 
@@ -106,8 +106,8 @@ def test_setup_schedules_refuses_a_malformed_time(settings):
 def test_scheduled_job_does_not_fire_on_creation_then_runs_at_its_time():
     manager = UserFactory(username="amy")
     order = OrderFactory(
+        active=True,
         customer=CustomerFactory(account_manager=manager),
-        status=Order.Status.ACTIVE,
         current_term_end=date(2027, 3, 15),
     )
     created = datetime(2027, 3, 10, 9, 0, tzinfo=AUCKLAND)

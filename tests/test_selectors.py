@@ -141,7 +141,7 @@ def test_subscription_is_due_exactly_in_the_last_window_days_of_its_term(
     end = terms.term_end(start, duration)
     with transaction.atomic():
         order = OrderFactory(
-            status=S.ACTIVE, duration=duration, term_start=start, term_end=end, current_term_end=end
+            active=True, duration=duration, term_start=start, term_end=end, current_term_end=end
         )
         states = {}
         for day in (end - timedelta(window + 1), end - timedelta(window), end, end + timedelta(1)):
@@ -168,7 +168,7 @@ def test_subscription_is_due_exactly_in_the_last_window_days_of_its_term(
 )
 def test_order_list_due_for_renewal_uses_the_local_date_not_utc(settings, zone, instant_utc, state):
     settings.TIME_ZONE = zone
-    order = OrderFactory(status=S.ACTIVE, current_term_end=date(2024, 2, 29))
+    order = OrderFactory(active=True, current_term_end=date(2024, 2, 29))
 
     with time_machine.travel(instant_utc.replace(tzinfo=ZoneInfo("UTC")), tick=False):
         listed = list(order_list_due_for_renewal())
@@ -179,12 +179,12 @@ def test_order_list_due_for_renewal_uses_the_local_date_not_utc(settings, zone, 
 @pytest.mark.django_db
 def test_order_list_due_for_renewal_leaves_out_renewals_drafts_and_cancelled():
     today = date(2027, 5, 10)
-    subscription = OrderFactory(status=S.ACTIVE, current_term_end=today + timedelta(3))
+    subscription = OrderFactory(active=True, current_term_end=today + timedelta(3))
     OrderFactory(
         status=S.ACTIVE, parent=subscription, customer=subscription.customer, term_end=today
     )
-    OrderFactory(status=S.CANCELLED, current_term_end=today + timedelta(3))
-    OrderFactory(status=S.CANCELLED, current_term_end=today - timedelta(3))
+    OrderFactory(cancelled=True, current_term_end=today + timedelta(3))
+    OrderFactory(cancelled=True, current_term_end=today - timedelta(3))
     OrderFactory(status=S.DRAFT)
 
     listed = list(order_list_due_for_renewal(today=today))
@@ -198,7 +198,7 @@ def test_order_list_due_for_renewal_is_one_query_whatever_the_count(django_asser
     customers = [CustomerFactory(account_manager=UserFactory()) for _ in range(5)]
     for i in range(40):
         OrderFactory(
-            customer=customers[i % 5], status=S.ACTIVE, current_term_end=today + timedelta(i - 20)
+            active=True, customer=customers[i % 5], current_term_end=today + timedelta(i - 20)
         )
 
     with django_assert_num_queries(1):
@@ -212,8 +212,8 @@ def test_order_list_due_for_renewal_is_one_query_whatever_the_count(django_asser
 @pytest.mark.django_db
 def test_order_list_due_for_renewal_days_overrides_the_window():
     today = date(2027, 5, 10)
-    near = OrderFactory(status=S.ACTIVE, current_term_end=today + timedelta(10))
-    OrderFactory(status=S.ACTIVE, current_term_end=today + timedelta(11))
+    near = OrderFactory(active=True, current_term_end=today + timedelta(10))
+    OrderFactory(active=True, current_term_end=today + timedelta(11))
 
     assert list(order_list_due_for_renewal(today=today, days=10)) == [near]
 
