@@ -4,6 +4,7 @@
     CustomerFactory(registered=True)
     OrderFactory(active=True, days_left=5)        # also suspended=, lapsed=, cancelled=
     RenewalFactory(parent=subscription)           # a confirmed renewal, the term moved on
+    # Placed states come with the history the service records (SubscriptionChange).
     OrderFactory.store(100, customer=c, active=True)  # many rows in one INSERT
 
 A test of the service places and renews through the service against the sandbox instead.
@@ -26,6 +27,7 @@ from orders.models import (
     Price,
     ReminderRun,
     RenewalReminder,
+    SubscriptionChange,
 )
 from orders.renewals import terms
 from portal.models import (
@@ -94,6 +96,7 @@ class OrderFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = Order
+        skip_postgeneration_save = True
 
     class Params:
         today = factory.LazyFunction(timezone.localdate)
@@ -124,6 +127,28 @@ class OrderFactory(factory.django.DjangoModelFactory):
     product = Order.Product.OO_STD
     licenses = 20
     duration = Order.Duration.MONTHLY
+
+    @factory.post_generation
+    def history(order: Order, create: bool, extracted, **kwargs) -> None:
+        """What the service records with a placed state: placed on the term's start, then
+        suspended or cancelled on `history__on` (today by default). `history=False`: none."""
+        if not create or extracted is False or order.term_start is None or order.parent_id:
+            return
+        Kind = SubscriptionChange.Kind
+        SubscriptionChange.objects.create(
+            subscription=order,
+            kind=Kind.PLACED,
+            status_before=Order.Status.DRAFT,
+            status_after=Order.Status.ACTIVE,
+            effective_on=order.term_start,
+        )
+        later = {Order.Status.SUSPENDED: Kind.SUSPENDED, Order.Status.CANCELLED: Kind.CANCELLED}
+        if order.status in later:
+            order.record_change(
+                later[order.status],
+                status_before=Order.Status.ACTIVE,
+                effective_on=kwargs.get("on") or timezone.localdate(),
+            )
 
     @classmethod
     def store(cls, count: int, *, prefix: str = "", **kwargs) -> list[Order]:
@@ -180,21 +205,44 @@ class RenewalFactory(OrderFactory):
     term_end = factory.LazyAttribute(lambda o: terms.term_end(o.term_start, o.duration))
 
     @factory.post_generation
-    def extends(renewal: Order, create: bool, extracted, **kwargs) -> None:
-        """The subscription's current term is the renewal's (pass `extends=False` to leave
-        the subscription as it was)."""
+    def history(renewal: Order, create: bool, extracted, **kwargs) -> None:
+        """The subscription's current term is the renewal's, recorded as renewed on the
+        term's start (`history=False`: the subscription is left as it was, nothing recorded)."""
         if extracted is False or renewal.status != Order.Status.ACTIVE:
             return
         subscription = renewal.parent
+        before = subscription.status
         subscription.current_term_end = renewal.term_end
         subscription.current_value = renewal.value
         subscription.current_currency = renewal.currency
-        if create:
-            Order.objects.filter(pk=subscription.pk).update(
-                current_term_end=renewal.term_end,
-                current_value=renewal.value,
-                current_currency=renewal.currency,
+        if not create:
+            return
+        Order.objects.filter(pk=subscription.pk).update(
+            current_term_end=renewal.term_end,
+            current_value=renewal.value,
+            current_currency=renewal.currency,
+        )
+        if subscription.term_start is not None:
+            subscription.record_change(
+                SubscriptionChange.Kind.RENEWED,
+                status_before=before,
+                effective_on=kwargs.get("on") or renewal.term_start,
+                renewal=renewal,
             )
+
+
+class SubscriptionChangeFactory(factory.django.DjangoModelFactory):
+    """A change recorded by hand: a subscription brought in line with OneOffice today."""
+
+    class Meta:
+        model = SubscriptionChange
+
+    subscription = factory.SubFactory(OrderFactory, active=True, history=False)
+    kind = SubscriptionChange.Kind.ALIGNED
+    status_before = Order.Status.SUSPENDED
+    status_after = factory.SelfAttribute("subscription.status")
+    effective_on = factory.LazyFunction(timezone.localdate)
+    note = "OneOffice holds it active."
 
 
 class PriceFactory(factory.django.DjangoModelFactory):

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import time_machine
 from django.conf import settings
+from django.contrib.auth.models import User
 
 from customers.models import Customer
 from orders.models import Order
@@ -24,13 +25,15 @@ def registered(**fields) -> Customer:
     return provisioning.customer_register(customer=CustomerFactory(**fields))
 
 
-def placed(on: date | None = None, *, customer: Customer | None = None, **fields) -> Order:
-    """A first order placed on the sandbox (for a newly registered customer unless given),
-    on the business date `on` (at noon) or now."""
+def placed(
+    on: date | None = None, *, customer: Customer | None = None, by: User | None = None, **fields
+) -> Order:
+    """A first order placed on the sandbox by `by` (for a newly registered customer unless
+    given), on the business date `on` (at noon) or now."""
     if on is None:
-        return _place(customer, fields)
+        return _place(customer, fields, by)
     with time_machine.travel(noon(on), tick=False):
-        return _place(customer, fields)
+        return _place(customer, fields, by)
 
 
 def placed_many(count: int, *, customer: Customer | None = None, **fields) -> list[Order]:
@@ -39,6 +42,6 @@ def placed_many(count: int, *, customer: Customer | None = None, **fields) -> li
     return [_place(customer, fields) for _ in range(count)]
 
 
-def _place(customer: Customer | None, fields: dict) -> Order:
+def _place(customer: Customer | None, fields: dict, by: User | None = None) -> Order:
     order = OrderFactory(customer=customer or registered(), **fields)
-    return provisioning.order_place(order=order)
+    return provisioning.order_place(order=order, by=by)

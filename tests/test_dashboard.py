@@ -37,7 +37,7 @@ def test_dashboard_subscriptions_by_status(manager_client):
     OrderFactory(suspended=True, days_left=100)
     OrderFactory(cancelled=True, days_left=100)
     draft = OrderFactory()
-    RenewalFactory(parent=draft, extends=False)
+    RenewalFactory(parent=draft, history=False)
 
     html = manager_client.get(URL).content.decode()
 

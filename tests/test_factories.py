@@ -93,3 +93,25 @@ def test_store_writes_many_in_one_insert(django_assert_num_queries):
         OrderFactory.store(30, customer=customer, active=True, prefix="O-MANY")
 
     assert Order.objects.filter(number__startswith="O-MANY", status="active").count() == 30
+
+
+def _kinds(subscription: Order) -> list[tuple[str, str, str]]:
+    return [
+        (c.kind, c.status_before, c.status_after)
+        for c in subscription.changes.order_by("recorded_at", "id")
+    ]
+
+
+def test_stored_states_come_with_the_history_the_service_records(sandbox):
+    suspended, cancelled, renewed = service.placed(), service.placed(), service.placed()
+    provisioning.order_suspend(order=suspended)
+    provisioning.order_cancel(order=cancelled)
+    with time_machine.travel(service.noon(renewed.current_term_end - timedelta(days=3))):
+        provisioning.order_renew(order=renewed)
+
+    assert _kinds(OrderFactory(suspended=True)) == _kinds(suspended)
+    assert _kinds(OrderFactory(cancelled=True)) == _kinds(cancelled)
+    assert _kinds(RenewalFactory().parent) == _kinds(renewed)
+    stored = OrderFactory(active=True)
+    assert _kinds(stored) == _kinds(service.placed())
+    assert stored.changes.get().effective_on == stored.term_start

@@ -10,7 +10,8 @@ from django.conf import settings as django_settings
 
 from orders.models import Order, SubscriptionChange
 from portal import provisioning
-from tests.factories import CustomerFactory, OrderFactory, UserFactory
+from tests import service
+from tests.factories import UserFactory
 
 Kind = SubscriptionChange.Kind
 
@@ -34,9 +35,7 @@ def seller(db):
 
 @pytest.fixture
 def subscription(seller):
-    with travel(2027, 1, 31):
-        customer = provisioning.customer_register(customer=CustomerFactory())
-        return provisioning.order_place(order=OrderFactory(customer=customer), by=seller)
+    return service.placed(date(2027, 1, 31), by=seller)
 
 
 def test_placing_records_the_subscription_placed_by_whom_on_its_first_day(subscription, seller):
