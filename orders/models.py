@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from orders.renewals.terms import vendor_date
 from portal.core.ids import MAX_LENGTH, validate_remote_id
 from portal.core.inputs import AsciiPositiveIntegerField
 from portal.models import Provisioned, lease_free_q
@@ -129,6 +130,15 @@ class Order(Provisioned):
         max_digits=12, decimal_places=4, null=True, blank=True, editable=False
     )
     currency = models.CharField(max_length=3, blank=True, editable=False)
+    price = models.ForeignKey(
+        "orders.Price",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="orders",
+        editable=False,
+        help_text="The price-list line this term was sold at.",
+    )
     value = models.DecimalField(
         **MONEY,
         null=True,
@@ -305,9 +315,11 @@ class Order(Provisioned):
 class Price(models.Model):
     """One line of the price list: from `valid_from` on, a product's unit price for one term.
 
-    The line in force on a day is the newest one whose `valid_from` is on or before it. Lines
-    whose date has come are history: they are neither changed nor deleted; a new line replaces
-    them from its own date.
+    The line in force on a day is the newest one whose `valid_from` is on or before it, unless
+    a correction supersedes it. A line that priced a sale, or whose date has come, is never
+    changed or deleted: every order points at the line it was sold at. A typo in a line already
+    in force is corrected by a new line from the same date that supersedes it (`corrects`),
+    recorded with who made it and why.
     """
 
     product = models.CharField(max_length=16, choices=Product.choices)
@@ -321,7 +333,20 @@ class Price(models.Model):
     )
     currency = models.CharField(max_length=3, editable=False)
     valid_from = models.DateField(
-        "valid from", help_text="Applies to terms starting on or after this date."
+        "valid from",
+        help_text="Applies to terms starting on or after this date (OneOffice's calendar).",
+    )
+    corrects = models.OneToOneField(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="correction",
+        editable=False,
+        help_text="The line this one corrects: from the same date, it is no longer in force.",
+    )
+    reason = models.TextField(
+        blank=True, help_text="Why the line it corrects was wrong (required for a correction)."
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -329,17 +354,22 @@ class Price(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["product", "duration", "-valid_from"]
+        ordering = ["product", "duration", "-valid_from", "-id"]
         verbose_name = "price"
         verbose_name_plural = "price list"
         constraints = [
             models.UniqueConstraint(
                 fields=["product", "duration", "currency", "valid_from"],
+                condition=Q(corrects__isnull=True),
                 name="price_one_per_day",
                 violation_error_message="This product and duration already has a price from "
                 "that date.",
             ),
             models.CheckConstraint(condition=Q(unit_price__gte=0), name="price_not_negative"),
+            models.CheckConstraint(
+                condition=Q(corrects__isnull=True) | ~Q(reason=""),
+                name="price_correction_has_reason",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -355,19 +385,36 @@ class Price(models.Model):
 
     @property
     def is_history(self) -> bool:
-        """Whether the line's date has come, so terms may already have been sold at it."""
-        return self.valid_from is not None and self.valid_from <= timezone.localdate()
+        """Whether the line's date has come on OneOffice's calendar, the one terms start on."""
+        return self.valid_from is not None and self.valid_from <= vendor_date()
+
+    @property
+    def is_sold(self) -> bool:
+        """Whether an order was sold at this line."""
+        return self.pk is not None and self.orders.exists()
+
+    @property
+    def is_locked(self) -> bool:
+        """Neither changed nor deleted: in force or past, sold at, or corrected."""
+        return (
+            self.is_history
+            or self.is_sold
+            or (self.pk is not None and Price.objects.filter(corrects=self.pk).exists())
+        )
 
     def clean(self):
         super().clean()
-        today = timezone.localdate()
+        today = vendor_date()
         if self.pk is not None:
-            stored = Price.objects.filter(pk=self.pk).values_list("valid_from", flat=True).first()
-            if stored is not None and stored <= today:
+            stored = Price.objects.filter(pk=self.pk).first()
+            if stored is not None and stored.is_locked:
                 raise ValidationError(
-                    f"This price applies since {stored:%d %b %Y} and is history: add a new line "
-                    "from the date the new price starts."
+                    f"This price {stored.locked_reason()}: it is not changed. "
+                    "Correct it with a new line instead."
                 )
+        if self.corrects_id is not None:
+            self._clean_correction(today)
+            return
         if self.valid_from is not None and self.valid_from < today:
             raise ValidationError(
                 {"valid_from": "A new price starts today or later; the past is not rewritten."}
@@ -378,11 +425,38 @@ class Price(models.Model):
             duration=self.duration,
             currency=self.currency or settings.PORTAL_CURRENCY,
             valid_from=self.valid_from,
+            corrects__isnull=True,
         ).exclude(pk=self.pk)
         if same_day.exists():
             raise ValidationError(
-                {"valid_from": "This product and duration already has a price from that date."}
+                {
+                    "valid_from": "This product and duration already has a price from that "
+                    "date. To fix a mistake in it, open it and choose Correct this price."
+                }
             )
+
+    def _clean_correction(self, today: date) -> None:
+        wrong = self.corrects
+        if wrong is None:
+            return
+        if Price.objects.filter(corrects=wrong).exclude(pk=self.pk).exists():
+            raise ValidationError("This line was already corrected: correct the correction.")
+        if wrong.valid_from < today:
+            raise ValidationError(
+                f"Only a price from today or later is corrected; this one applies since "
+                f"{wrong.valid_from:%d %b %Y}. Add a new line from the date the new price starts."
+            )
+        if not self.reason.strip():
+            raise ValidationError({"reason": "Say why the price is corrected."})
+        self.product, self.duration = wrong.product, wrong.duration
+        self.currency, self.valid_from = wrong.currency, wrong.valid_from
+
+    def locked_reason(self) -> str:
+        if self.pk is not None and Price.objects.filter(corrects=self.pk).exists():
+            return "was corrected by a later line"
+        if self.is_sold:
+            return "priced a sale"
+        return f"applies since {self.valid_from:%d %b %Y}"
 
 
 class DiscountPolicy(models.Model):

@@ -12,10 +12,14 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from django.conf import settings as django_settings
+from django.contrib.admin import site as admin_site
+from django.contrib.messages.storage.fallback import FallbackStorage
+from django.test import RequestFactory
 from django.urls import reverse
 from hypothesis import given
 from hypothesis import strategies as st
 
+from orders.admin.prices import PriceAdmin
 from orders.models import DiscountPolicy, Order, Price
 from orders.money import pricing
 from portal import provisioning
@@ -347,7 +351,7 @@ def test_a_price_whose_date_has_come_is_history(client, manager_user):
         )
         assert client.post(delete, {"post": "yes"}).status_code == 403
         price.unit_price = D("13")
-        with pytest.raises(Exception, match="history"):
+        with pytest.raises(Exception, match="applies since 10 Feb 2026: it is not changed"):
             price.full_clean()
 
     price.refresh_from_db()
@@ -486,3 +490,218 @@ def test_order_list_shows_the_current_term_value_with_its_currency(client, manag
     html = client.get(reverse("admin:orders_order_changelist")).content.decode()
 
     assert "1,234.50 EUR" in html
+
+
+# A price that priced a sale ----------------------------------------------------------------------
+
+
+def test_a_future_line_an_early_renewal_was_sold_at_is_neither_changed_nor_deleted(
+    client, manager_user
+):
+    _price("10.00", date(2026, 1, 1))
+    future = _price("12.00", date(2026, 3, 10))
+    order = _place(date(2026, 2, 10), licenses=20)  # term 10 Feb – 10 Mar
+    with travel(date(2026, 3, 1)):
+        renewal = provisioning.order_renew(order=order)  # term from 10 Mar, at 12.00
+    client.force_login(manager_user)
+    change = reverse("admin:orders_price_change", args=[future.pk])
+    delete = reverse("admin:orders_price_delete", args=[future.pk])
+
+    with travel(date(2026, 3, 2)):
+        edited = client.post(change, _price_post(unit_price="99.00", valid_from="2026-03-10"))
+        deleted = client.post(delete, {"post": "yes"})
+        page = client.get(change).content.decode()
+        future.unit_price = D("99")
+        with pytest.raises(Exception, match="priced a sale"):
+            future.full_clean()
+
+    assert (edited.status_code, deleted.status_code) == (403, 403)
+    assert "This price priced a sale" in page
+    renewal.refresh_from_db()
+    future.refresh_from_db()
+    assert renewal.price == future
+    assert (future.unit_price, renewal.unit_price, renewal.value) == (
+        D("12.0000"),
+        D("12.0000"),
+        D("240.00"),
+    )
+    # The database refuses too, whoever asks.
+    with pytest.raises(Exception, match="protected|referenced|FOREIGN KEY"):
+        future.delete()
+
+
+def test_a_future_line_nobody_was_sold_at_can_still_be_fixed_and_deleted(client, manager_user):
+    future = _price("12.00", date(2026, 3, 10))
+    client.force_login(manager_user)
+    change = reverse("admin:orders_price_change", args=[future.pk])
+
+    with travel(date(2026, 3, 2)):
+        edited = client.post(change, _price_post(unit_price="13.00", valid_from="2026-03-10"))
+        future.refresh_from_db()
+        assert (edited.status_code, future.unit_price) == (302, D("13.00"))
+        deleted = client.post(
+            reverse("admin:orders_price_delete", args=[future.pk]), {"post": "yes"}
+        )
+
+    assert deleted.status_code == 302
+    assert not Price.objects.exists()
+
+
+def test_an_edit_form_opened_before_the_sale_cannot_change_the_line_after_it(client, manager_user):
+    _price("10.00", date(2026, 1, 1))
+    future = _price("12.00", date(2026, 3, 10))
+    order = _place(date(2026, 2, 10), licenses=20)
+    client.force_login(manager_user)
+    change = reverse("admin:orders_price_change", args=[future.pk])
+    with travel(date(2026, 3, 1)):
+        assert client.get(change).status_code == 200  # the form is open in a tab
+        provisioning.order_renew(order=order)  # meanwhile, a renewal is sold at the line
+        # The tab's save reaches the admin's save with the line already sold.
+        request = RequestFactory().post(change)
+        request.user, request.session = manager_user, {}
+        request._messages = FallbackStorage(request)
+        admin_ = PriceAdmin(Price, admin_site)
+        stale = Price.objects.get(pk=future.pk)
+        stale.unit_price = D("99.00")
+        admin_.save_model(request, stale, form=None, change=True)
+        response = admin_.response_change(request, stale)
+
+    future.refresh_from_db()
+    assert future.unit_price == D("12.0000")
+    assert response.status_code == 302
+    assert "priced a sale meanwhile" in str(list(request._messages)[0])
+
+
+def test_todays_typo_is_corrected_by_a_line_that_supersedes_it_with_who_and_why(
+    client, manager_user
+):
+    typo = _price("100.00", date(2026, 2, 10))  # meant 10.00
+    sold = _place(date(2026, 2, 10), licenses=2)
+    client.force_login(manager_user)
+    page = reverse("admin:orders_price_change", args=[typo.pk])
+
+    with travel(date(2026, 2, 10)):
+        html = client.get(page).content.decode()
+        correct = reverse("admin:orders_price_add") + f"?corrects={typo.pk}"
+        without_reason = client.post(correct, {"unit_price": "10.00", "reason": "", "_save": "1"})
+        done = client.post(
+            correct, {"unit_price": "10.00", "reason": "Typo: one zero too many", "_save": "1"}
+        )
+        later = _place(date(2026, 2, 10), licenses=2)
+        listed = client.get(reverse("admin:orders_price_changelist")).content.decode()
+        corrected = client.get(reverse("admin:orders_price_changelist") + "?in_force=corrected")
+
+    assert f'href="{correct.replace("&", "&amp;")}"' in html
+    assert "Correct this price" in html
+    assert without_reason.status_code == 200
+    assert "reason" in without_reason.context["adminform"].form.errors
+    assert done.status_code == 302
+    fix = Price.objects.get(corrects=typo)
+    assert (fix.product, fix.duration, fix.valid_from, fix.unit_price) == (
+        "oo-std",
+        "monthly",
+        date(2026, 2, 10),
+        D("10.00"),
+    )
+    assert (fix.created_by, fix.reason) == (manager_user, "Typo: one zero too many")
+    sold.refresh_from_db()
+    later.refresh_from_db()
+    # The sale at the typo keeps its price, and the line that explains it.
+    assert (sold.price, sold.unit_price, sold.value) == (typo, D("100.0000"), D("200.00"))
+    assert (later.price, later.unit_price, later.value) == (fix, D("10.0000"), D("20.00"))
+    assert [p.pk for p in corrected.context["cl"].result_list] == [typo.pk]
+    assert "corrected" in listed and "10.00 EUR" in listed
+
+
+def test_a_line_is_corrected_once_and_only_from_today_on(client, manager_user):
+    old = _price("10.00", date(2026, 1, 1))
+    today_line = _price("11.00", date(2026, 2, 10))
+    client.force_login(manager_user)
+    add = reverse("admin:orders_price_add")
+    post = {"unit_price": "12.00", "reason": "wrong", "_save": "1"}
+
+    with travel(date(2026, 2, 10)):
+        past = client.post(add + f"?corrects={old.pk}", post)
+        first = client.post(add + f"?corrects={today_line.pk}", post)
+        second = client.post(add + f"?corrects={today_line.pk}", post)
+
+    assert past.status_code == first.status_code == second.status_code == 302
+    corrected = Price.objects.filter(corrects__isnull=False).values_list("corrects", flat=True)
+    assert list(corrected) == [today_line.pk]
+    assert Price.objects.count() == 3
+
+
+def test_every_sale_is_explained_by_the_line_it_points_at():
+    _price("10.00", date(2026, 1, 1))
+    orders = [_place(date(2026, 2, day), licenses=day) for day in (1, 2, 3)]
+    with travel(date(2026, 2, 3)):
+        typo = _price("10.50", date(2026, 2, 3))
+    Price.objects.create(
+        product="oo-std",
+        duration="monthly",
+        unit_price=D("10.25"),
+        valid_from=date(2026, 2, 3),
+        corrects=typo,
+        reason="wrong",
+    )
+    orders.append(_place(date(2026, 2, 3), licenses=4))
+
+    for order in Order.objects.filter(value__isnull=False):
+        line = order.price
+        assert (line.unit_price, line.currency) == (order.unit_price, order.currency)
+        assert line.product == order.product and line.duration == order.duration
+        assert line.valid_from <= order.term_start
+    assert Order.objects.get(pk=orders[-1].pk).unit_price == D("10.25")
+
+
+def test_the_future_is_judged_on_oneoffices_calendar(client, manager_user, settings):
+    # 23:30 on 9 Feb in Athens is already 10 Feb in Tokyo, where OneOffice dates its terms.
+    settings.TIME_ZONE = "Europe/Athens"
+    settings.ONEOFFICE_TIME_ZONE = "Asia/Tokyo"
+    line = _price("10.00", date(2026, 2, 10))
+    client.force_login(manager_user)
+    late = datetime(2026, 2, 9, 23, 30, tzinfo=ZoneInfo("Europe/Athens"))
+
+    with time_machine.travel(late, tick=False):
+        edited = client.post(
+            reverse("admin:orders_price_change", args=[line.pk]),
+            _price_post(unit_price="11.00", valid_from="2026-02-10"),
+        )
+        yesterday_there = client.post(
+            reverse("admin:orders_price_add"), _price_post(valid_from="2026-02-09")
+        )
+        listed = client.get(reverse("admin:orders_price_changelist") + "?in_force=today")
+
+    assert edited.status_code == 403
+    assert "valid_from" in yesterday_there.context["adminform"].form.errors
+    assert [p.pk for p in listed.context["cl"].result_list] == [line.pk]
+
+
+def test_the_price_grid_shows_the_portal_currency_only(client, manager_user, settings):
+    _price("10.00", date(2026, 1, 1))
+    Price.objects.create(
+        product="oo-ent",
+        duration="yearly",
+        unit_price=D("1500"),
+        currency="JPY",
+        valid_from=date(2026, 1, 1),
+    )
+    client.force_login(manager_user)
+
+    with travel(date(2026, 2, 10)):
+        settings.PORTAL_CURRENCY = "JPY"
+        in_yen = client.get(reverse("admin:orders_price_changelist"))
+        settings.PORTAL_CURRENCY = "EUR"
+        in_euro = client.get(reverse("admin:orders_price_changelist"))
+
+    def grid(response):
+        return {
+            (row["product"], i): f"{p.unit_price} {p.currency}"
+            for row in response.context["price_grid"]
+            for i, p in enumerate(row["prices"])
+            if p is not None
+        }
+
+    assert grid(in_yen) == {(Order.Product.OO_ENT.label, 1): "1500.0000 JPY"}
+    assert grid(in_euro) == {(Order.Product.OO_STD.label, 0): "10.0000 EUR"}
+    assert "in JPY" in in_yen.content.decode()

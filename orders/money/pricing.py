@@ -11,6 +11,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
+from django.db import transaction
 
 from orders.models import Order, Price
 
@@ -32,18 +33,24 @@ def order_value(
     return exact.quantize(money_quantum(currency), rounding=ROUND_HALF_UP)
 
 
-def price_on(*, product: str, duration: str, on: date) -> Price | None:
-    """The price-list line in force on `on` (the newest from on or before it), or None."""
-    return (
-        Price.objects.filter(
-            product=product,
-            duration=duration,
-            currency=settings.PORTAL_CURRENCY,
-            valid_from__lte=on,
-        )
-        .order_by("-valid_from")
-        .first()
-    )
+def price_on(*, product: str, duration: str, on: date, lock: bool = False) -> Price | None:
+    """The price-list line in force on `on` (the newest from on or before it that no
+    correction superseded), or None. `lock` holds the line until the caller's transaction
+    ends, so that nobody changes a line while a sale is being recorded at it."""
+    lines = Price.objects.filter(
+        product=product,
+        duration=duration,
+        currency=settings.PORTAL_CURRENCY,
+        valid_from__lte=on,
+        correction__isnull=True,
+    ).order_by("-valid_from")
+    if lock:
+        # Only the line's own row: the outer join to its correction cannot be locked.
+        line = lines.values_list("pk", flat=True).first()
+        if line is None:
+            return None
+        return Price.objects.select_for_update(no_key=True).get(pk=line)
+    return lines.first()
 
 
 def price_order(order: Order, *, on: date) -> list[str]:
@@ -54,10 +61,11 @@ def price_order(order: Order, *, on: date) -> list[str]:
     price"). The subscription's current term value follows its latest term. Writes the order's
     row (and a renewal's subscription row) and returns the order's fields it wrote.
     """
-    fields = set_price(order, on=on)
-    if not order.is_first_order:
-        Order.objects.filter(pk=order.parent_id).update(**current_value_of(order))
-    Order.objects.filter(pk=order.pk).update(**{name: getattr(order, name) for name in fields})
+    with transaction.atomic():
+        fields = set_price(order, on=on)
+        if not order.is_first_order:
+            Order.objects.filter(pk=order.parent_id).update(**current_value_of(order))
+        Order.objects.filter(pk=order.pk).update(**{name: getattr(order, name) for name in fields})
     return fields
 
 
@@ -67,7 +75,8 @@ def set_price(order: Order, *, on: date) -> list[str]:
     the order's fields it set."""
     if not order.is_first_order:
         order.discount_percent = order.parent.discount_percent
-    price = price_on(product=order.product, duration=order.duration, on=on)
+    price = price_on(product=order.product, duration=order.duration, on=on, lock=True)
+    order.price = price
     if price is None:
         order.unit_price, order.currency, order.value = None, "", None
     else:
@@ -78,7 +87,7 @@ def set_price(order: Order, *, on: date) -> list[str]:
             discount_percent=order.discount_percent,
             currency=price.currency,
         )
-    fields = ["unit_price", "currency", "value", "discount_percent"]
+    fields = ["price", "unit_price", "currency", "value", "discount_percent"]
     current = current_value_of(order)
     subscription = order if order.is_first_order else order.parent
     for name, value in current.items():
