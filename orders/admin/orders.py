@@ -25,6 +25,7 @@ from portal.admin.actions import WILL_REFUSE, Provisioning, ProvisioningAdminMix
 from portal.admin.calls import call_log_link, call_log_url, timeline
 from portal.admin.changelists import LargeListAdminMixin
 from portal.admin.widgets import SafeAutocompleteMixin
+from portal.core.people import display_name
 from portal.models import ProvisioningCall
 
 S = Order.Status
@@ -419,5 +420,5 @@ class OrderAdmin(
         manager = obj.customer.account_manager
         if manager is None:
             return "-"
-        name = manager.get_full_name() or manager.get_username()
+        name = display_name(manager)
         return format_html('<span class="truncate short" title="{}">{}</span>', name, name)

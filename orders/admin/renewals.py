@@ -29,6 +29,7 @@ from orders.renewals.selectors import (
 from portal.admin import changelists
 from portal.admin.changelists import LargeListAdminMixin
 from portal.admin.records import ReadOnlyAdmin
+from portal.core.people import display_name, without_inbox_q
 
 RENEWALS_PER_PAGE = 100
 SORT_BY_VALUE = "value"
@@ -40,7 +41,7 @@ def _manager_label(manager: str) -> str:
     if not manager:
         return ""
     user = get_user_model().objects.filter(pk=int(manager)).first()
-    name = (user.get_full_name() or user.get_username()) if user else f"user #{manager}"
+    name = display_name(user) if user else f"user #{manager}"
     return f"Customers of {name}"
 
 
@@ -181,11 +182,7 @@ class RenewalDueAdmin(admin.ModelAdmin):
             )
         if manager == NO_MANAGER:
             # Whose reminders go to managers only (see orders.renewals.reminders).
-            renewals = renewals.filter(
-                Q(customer__account_manager__isnull=True)
-                | Q(customer__account_manager__is_active=False)
-                | Q(customer__account_manager__email="")
-            )
+            renewals = renewals.filter(without_inbox_q("customer__account_manager"))
         elif manager and manager.isdigit():
             renewals = renewals.filter(customer__account_manager_id=int(manager))
         return renewals
@@ -203,6 +200,7 @@ class RenewalDueAdmin(admin.ModelAdmin):
         for order in page:
             order.days_left_today = terms.days_left(order.current_term_end, today)
             order.value_display = format_money(order.current_value, order.current_currency)
+            order.manager_name = display_name(order.customer.account_manager)
         user = request.user
         context = {
             **self.admin_site.each_context(request),

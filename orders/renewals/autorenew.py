@@ -22,6 +22,7 @@ from django.utils import timezone
 from orders.models import AutoRenewal, Order
 from orders.renewals.selectors import DUE, renewal_state_q
 from portal import provisioning
+from portal.core.people import inbox
 from portal.models import Batch, BatchItem, ProvisioningCall
 from portal.provisioning import batches
 from portal.provisioning.notifications import admin_url
@@ -128,9 +129,9 @@ def auto_renew_report(*, batch: Batch) -> int:
     missed = [(orders.get(i.object_id), i) for i in items if i.state != BatchItem.State.DONE]
     by_manager: dict[str, list[tuple[Order | None, BatchItem]]] = defaultdict(list)
     for order, item in [*renewed, *missed]:
-        manager = order.customer.account_manager if order is not None else None
-        if manager is not None and manager.is_active and manager.email:
-            by_manager[manager.email].append((order, item))
+        email = inbox(order.customer.account_manager) if order is not None else ""
+        if email:
+            by_manager[email].append((order, item))
     sent = 0
     messages = [(email, mine) for email, mine in sorted(by_manager.items())]
     messages.append((settings.MANAGERS_EMAIL, [*renewed, *missed]))

@@ -31,6 +31,7 @@ from orders.money.pricing import format_money
 from orders.renewals import terms
 from orders.renewals.selectors import order_list_due_for_renewal
 from portal.core.inputs import one_line
+from portal.core.people import display_name, display_name_of, inbox, inbox_of
 from portal.core.sql import insert_select
 
 logger = logging.getLogger(__name__)
@@ -86,8 +87,8 @@ class _Item:
             term_end=order.current_term_end,
             days_left=terms.days_left(order.current_term_end, today),
             manager_id=manager.pk if manager else None,
-            manager_email=_account_manager_email(order),
-            manager_name=(manager.get_full_name() or manager.get_username()) if manager else "",
+            manager_email=inbox(manager),
+            manager_name=display_name(manager),
             value=order.current_value,
             currency=order.current_currency,
         )
@@ -148,7 +149,7 @@ def reminder_resend(*, subscription: Order, by: AbstractBaseUser | None = None) 
     if order is None:
         raise ReminderError(f"{subscription} is not due for renewal; no reminder was sent.")
     today = timezone.localdate()
-    manager_email = _account_manager_email(order)
+    manager_email = inbox(order.customer.account_manager)
     to = [manager_email] if manager_email else [settings.MANAGERS_EMAIL]
     cc = [settings.MANAGERS_EMAIL] if manager_email else []
     reminder = RenewalReminder.objects.create(
@@ -255,22 +256,13 @@ def _claimed(run: ReminderRun, today: date) -> list[_Item]:
                 term_end=term_end,
                 days_left=terms.days_left(term_end, today),
                 manager_id=manager_id,
-                manager_email=email if manager_id is not None and active and email else "",
-                manager_name=f"{first} {last}".strip() or username or "",
+                manager_email=inbox_of(email, active),
+                manager_name=display_name_of(first, last, username),
                 value=value,
                 currency=currency,
             )
         )
     return items
-
-
-def _account_manager_email(order: Order) -> str:
-    """Where the customer's account manager gets reminders; empty when nobody would read them
-    (no manager, no address, or a deactivated account), so they go to managers only."""
-    manager = order.customer.account_manager
-    if manager is None or not manager.is_active or not manager.email:
-        return ""
-    return manager.email
 
 
 def _deliver(run: ReminderRun, items: list[_Item], today: date, errors: list[str]) -> None:

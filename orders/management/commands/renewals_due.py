@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from orders.renewals import terms
 from orders.renewals.selectors import order_list_due_for_renewal
+from portal.core.people import display_name
 from portal.core.spreadsheets import csv_cell
 
 HEADERS = [
@@ -43,7 +44,6 @@ class Command(BaseCommand):
         today = timezone.localdate()
         rows = []
         for order in order_list_due_for_renewal(today=today, days=days):
-            manager = order.customer.account_manager
             rows.append(
                 [
                     order.number,
@@ -52,7 +52,7 @@ class Command(BaseCommand):
                     order.licenses,
                     order.current_term_end.isoformat(),
                     terms.days_left(order.current_term_end, today),
-                    (manager.get_full_name() or manager.get_username()) if manager else "",
+                    display_name(order.customer.account_manager),
                 ]
             )
         if output_format == "csv":
