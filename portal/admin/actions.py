@@ -42,6 +42,15 @@ class Provisioning:
     def permission(self, obj) -> str:
         return self.object_perm(obj) if self.object_perm else self.perms[0]
 
+    def allows(self, user, obj) -> bool:
+        """Whether `user` may run this action on `obj`: what its button, its confirmation, a
+        small selection and a batch (started, retried or sent again) each ask first."""
+        return user.has_perm(self.permission(obj))
+
+    def refusal(self, obj) -> str:
+        """What a person is told about an object `allows` refused them."""
+        return f"{obj}: not sent. You may not {self.label.lower()}."
+
 
 # A bulk confirmation lists this many of the objects, then says how many more.
 CONFIRM_LISTED = 50
@@ -63,10 +72,8 @@ def confirmed_ids(value: str) -> list[int] | None:
 
 def report(request: HttpRequest, modeladmin: admin.ModelAdmin, action: Provisioning, obj) -> bool:
     """Run one action on one object and tell the user what happened to it."""
-    if not request.user.has_perm(action.permission(obj)):
-        modeladmin.message_user(
-            request, f"{obj}: not sent. You may not {action.label.lower()}.", messages.ERROR
-        )
+    if not action.allows(request.user, obj):
+        modeladmin.message_user(request, action.refusal(obj), messages.ERROR)
         return False
     operation = batches.operation(modeladmin.model, action.name)
     try:
@@ -151,9 +158,7 @@ class ProvisioningAdminMixin:
         obj = self.get_object(request, unquote(object_id))
         if obj is None:
             raise Http404(f"No {self.model._meta.verbose_name} with id {object_id[:40]!r}.")
-        if action is None:
-            raise PermissionDenied
-        if not request.user.has_perm(action.permission(obj)):
+        if action is None or not action.allows(request.user, obj):
             raise PermissionDenied
         if request.method == "GET" and action.confirm:
             return self._confirmation(request, action, [obj], bulk=False)
@@ -261,7 +266,7 @@ class ProvisioningAdminMixin:
         if obj is not None:
             opts = self.model._meta
             for action in self.provisioning_actions:
-                if action.possible(obj) and request.user.has_perm(action.permission(obj)):
+                if action.possible(obj) and action.allows(request.user, obj):
                     url = reverse(
                         f"admin:{opts.app_label}_{opts.model_name}_provision",
                         args=[obj.pk, action.name],

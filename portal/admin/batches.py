@@ -44,9 +44,7 @@ def start_batch(request, modeladmin, action, objects):
         # each one is checked, and those refused are settled at once, never sent.
         objects = list(objects)
         rejected = {
-            obj.pk: f"{obj}: not sent. You may not {action.label.lower()}."
-            for obj in objects
-            if not request.user.has_perm(action.permission(obj))
+            obj.pk: action.refusal(obj) for obj in objects if not action.allows(request.user, obj)
         }
     batch = batches.batch_start(
         kind=modeladmin.model._meta.model_name,
