@@ -1,7 +1,7 @@
 """Figures for managers. Each function is one aggregate query, whatever the number of orders."""
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
@@ -73,30 +73,13 @@ def order_licenses_by_product() -> list[Figure]:
 
 
 def order_renewals_per_week(*, today: date | None = None, weeks: int = 8) -> list[Week]:
-    """Active and suspended subscriptions whose current term ends in each of the next
-    `weeks` weeks, the first starting today (DJANGO_TIME_ZONE)."""
-    today = today or timezone.localdate()
-    last = today + timedelta(days=7 * weeks - 1)
-    # At most 7 * weeks rows come back: the database groups, Python only buckets days.
-    rows = (
-        selectors.subscription_list_ending_between(first=today, last=last)
-        .values("current_term_end")
-        .annotate(count=Count("id"), licenses=Sum("licenses"))
-    )
-    counts = [0] * weeks
-    licenses = [0] * weeks
-    for row in rows:
-        index = (row["current_term_end"] - today).days // 7
-        counts[index] += row["count"]
-        licenses[index] += row["licenses"] or 0
+    """Active and suspended subscriptions, and their licenses, whose current term ends in each
+    of the next `weeks` weeks (`subscription_ending_per_week`)."""
     return [
-        Week(
-            start=today + timedelta(days=7 * i),
-            end=today + timedelta(days=7 * i + 6),
-            count=counts[i],
-            licenses=licenses[i],
+        Week(start=w.start, end=w.end, count=w.total("count"), licenses=w.total("licenses"))
+        for w in selectors.subscription_ending_per_week(
+            today=today, weeks=weeks, count=Count("id"), licenses=Sum("licenses")
         )
-        for i in range(weeks)
     ]
 
 

@@ -31,7 +31,7 @@ from orders.models import Order
 from orders.money import charts
 from orders.money.pricing import money_quantum
 from orders.renewals import terms
-from orders.renewals.selectors import RENEWABLE, subscription_list_ending_between
+from orders.renewals.selectors import RENEWABLE, subscription_ending_per_week
 from portal.models import ProvisioningCall
 
 S = Order.Status
@@ -365,28 +365,20 @@ def revenue_mrr_by_month(
 
 def revenue_due_per_week(*, today: date | None = None, weeks: int = 12) -> list[Point]:
     """Value of active and suspended subscriptions whose term ends in each of the next
-    `weeks` weeks, the first starting today. One query; Python only buckets its day rows."""
-    today = today or timezone.localdate()
-    last = today + timedelta(days=7 * weeks - 1)
-    rows = (
-        subscription_list_ending_between(first=today, last=last)
-        .values("current_term_end")
-        .annotate(count=Count("id"), value=_sum("current_value", _priced("current_")))
-    )
-    values = [ZERO] * weeks
-    counts = [0] * weeks
-    for row in rows:
-        index = (row["current_term_end"] - today).days // 7
-        values[index] += _dec(row["value"])
-        counts[index] += row["count"]
+    `weeks` weeks (`subscription_ending_per_week`), rounded once per week."""
     return [
         Point(
-            start=today + timedelta(days=7 * i),
-            end=today + timedelta(days=7 * i + 6),
-            value=_cents(values[i]),
-            count=counts[i],
+            start=week.start,
+            end=week.end,
+            value=_cents(sum((_dec(day["value"]) for day in week.days), ZERO)),
+            count=week.total("count"),
         )
-        for i in range(weeks)
+        for week in subscription_ending_per_week(
+            today=today,
+            weeks=weeks,
+            count=Count("id"),
+            value=_sum("current_value", _priced("current_")),
+        )
     ]
 
 

@@ -1,5 +1,6 @@
 """Read-only queries about orders. The renewal window is defined here and nowhere else."""
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from django.conf import settings
@@ -83,6 +84,43 @@ def order_list_due_for_renewal(
         )
         .order_by("current_term_end", "number")
     )
+
+
+@dataclass(frozen=True)
+class EndingWeek:
+    """One week of `subscription_ending_per_week`: its first and last day, and a row per day
+    on which terms end (`current_term_end` and the aggregates asked for)."""
+
+    start: date
+    end: date
+    days: list[dict]
+
+    def total(self, name: str, zero=0):
+        """The sum of aggregate `name` over the week's days (None counts as nothing)."""
+        return sum((day[name] for day in self.days if day[name] is not None), zero)
+
+
+def subscription_ending_per_week(
+    *, today: date | None = None, weeks: int, **aggregates
+) -> list[EndingWeek]:
+    """Renewable subscriptions whose current term ends in each of the next `weeks` weeks: the
+    first starts today (DJANGO_TIME_ZONE), each is seven days. The database computes
+    `aggregates` per day (at most 7 × `weeks` rows, one query); Python only buckets the days."""
+    today = today or timezone.localdate()
+    rows = (
+        subscription_list_ending_between(first=today, last=today + timedelta(days=7 * weeks - 1))
+        .values("current_term_end")
+        .annotate(**aggregates)
+    )
+    buckets: list[list[dict]] = [[] for _ in range(weeks)]
+    for row in rows:
+        buckets[(row["current_term_end"] - today).days // 7].append(row)
+    return [
+        EndingWeek(
+            start=today + timedelta(days=7 * i), end=today + timedelta(days=7 * i + 6), days=days
+        )
+        for i, days in enumerate(buckets)
+    ]
 
 
 def subscription_list_ending_between(*, first: date, last: date) -> QuerySet[Order]:
