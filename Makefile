@@ -30,11 +30,16 @@ run: install-app
 	$(PY) manage.py setup_schedules
 	$(PY) manage.py run_local
 
+# One suite at a time on a machine, whichever checkout starts it: suites share the cores, and
+# tests with timeouts (a sandbox starting, a call hanging) fail spuriously on a starved machine.
+TEST_LOCK ?= /tmp/oneoffice-portal-tests.lock
+LOCKED := flock $(TEST_LOCK)
+
 test: export DJANGO_SETTINGS_MODULE = portal.settings_test
 test: install
 	$(PY) manage.py check --fail-level WARNING
 	$(PY) manage.py makemigrations --check --dry-run
-	$(PY) -m pytest $(ARGS)
+	$(LOCKED) $(PY) -m pytest $(ARGS)
 
 # Browser tests: Chromium from the OS packages (never a downloaded browser), path in CHROMIUM_PATH.
 BROWSER_STAMP := $(VENV)/.browser-$(SUM)
@@ -50,10 +55,10 @@ chromium:
 	test -x "$(CHROMIUM_PATH)" || command -v chromium || (apt-get update && apt-get install -y chromium)
 
 test-browser: install $(BROWSER_STAMP) chromium
-	$(PY) -m pytest tests/browser -m "not screenshots" -p no:cacheprovider $(ARGS)
+	$(LOCKED) $(PY) -m pytest tests/browser -m "not screenshots" -p no:cacheprovider $(ARGS)
 
 screenshots: install $(BROWSER_STAMP) chromium
-	$(PY) -m pytest tests/browser -m screenshots -p no:cacheprovider -s $(ARGS)
+	$(LOCKED) $(PY) -m pytest tests/browser -m screenshots -p no:cacheprovider -s $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
