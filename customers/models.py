@@ -114,6 +114,19 @@ class Customer(Provisioned):
             models.CheckConstraint(condition=~models.Q(code=""), name="customer_code_not_blank"),
         ]
 
+    def mark_registered(self, details: dict | None) -> list[str]:
+        """OneOffice holds the customer: registered, with the `details` its reply gave
+        (MIRRORED_FIELDS but `details_unknown`), or None when no reply with them came back
+        (a duplicate-id answer settled it). Returns the fields to save."""
+        self.status = CustomerStatus.REGISTERED
+        # Say the details are unknown rather than show blanks as if OneOffice had sent none.
+        self.details_unknown = details is None
+        if details is None:
+            return ["status", "details_unknown"]
+        for name, value in details.items():
+            setattr(self, name, value)
+        return ["status", *self.MIRRORED_FIELDS]
+
     def __str__(self) -> str:
         return f"{self.name} ({self.code})"
 

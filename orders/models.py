@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from orders.renewals import terms
 from orders.renewals.terms import vendor_date
 from portal.core.ids import MAX_LENGTH, validate_remote_id
 from portal.core.inputs import AsciiPositiveIntegerField
@@ -45,6 +46,8 @@ class Action(models.TextChoices):
     RENEW = "renew", "renew"
     CANCEL = "cancel", "cancel"
     SUSPEND = "suspend", "suspend"
+    # Nothing is sent: the portal's record takes the status OneOffice is proven to hold.
+    ALIGN = "align", "bring in line with OneOffice"
 
 
 # Which action may start from which status of a subscription (first order). Renewals are rows
@@ -54,6 +57,15 @@ TRANSITIONS = {
     Action.RENEW: frozenset({OrderStatus.ACTIVE, OrderStatus.SUSPENDED}),
     Action.SUSPEND: frozenset({OrderStatus.ACTIVE}),
     Action.CANCEL: frozenset({OrderStatus.ACTIVE, OrderStatus.SUSPENDED}),
+    # A placed subscription with no call unsettled: pending ones wait for their outcome.
+    Action.ALIGN: frozenset({OrderStatus.ACTIVE, OrderStatus.SUSPENDED, OrderStatus.CANCELLED}),
+}
+# What each status OneOffice can be proven to hold is brought in line by: the permission of
+# the action that would have made it so (whoever may cancel may record that it is cancelled).
+ALIGN_PERMISSIONS = {
+    OrderStatus.CANCELLED: "cancel_order",
+    OrderStatus.SUSPENDED: "suspend_order",
+    OrderStatus.ACTIVE: "renew_order",
 }
 
 
@@ -155,6 +167,24 @@ class Order(Provisioned):
         help_text="Value of the subscription's latest confirmed term (first orders only).",
     )
     current_currency = models.CharField(max_length=3, blank=True, editable=False)
+    # What OneOffice's answer proved it holds when that differs from our status (a refusal
+    # such as "already cancelled"), and the call that said so. Bring in line with OneOffice
+    # settles it; any later change of status makes it stale, and clears it.
+    oneoffice_status = models.CharField(
+        "OneOffice holds it as",
+        max_length=16,
+        choices=Status.choices,
+        blank=True,
+        editable=False,
+    )
+    oneoffice_status_call = models.ForeignKey(
+        "portal.ProvisioningCall",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
     auto_renew = models.BooleanField(
         "auto-renew",
         default=False,
@@ -289,6 +319,89 @@ class Order(Provisioned):
             renewal=renewal,
             note=note,
         )
+
+    def move_to(
+        self,
+        status: str,
+        *,
+        kind: str,
+        effective_on: date,
+        status_before: str | None = None,
+        call=None,
+        by=None,
+        renewal: "Order | None" = None,
+        note: str = "",
+    ) -> list[str]:
+        """The subscription takes `status`, and the change is recorded (`record_change`, in
+        the caller's transaction). Returns the fields the caller saves with its outcome.
+
+        `status_before` is the status the change started from when the row holds another
+        (pending, while the call was unsettled). Whatever OneOffice's earlier answer proved is
+        settled by the change, and forgotten.
+        """
+        before = self.status if status_before is None else status_before
+        self.status = status
+        self.oneoffice_status = ""
+        self.oneoffice_status_call = None
+        self.record_change(
+            kind,
+            status_before=before,
+            effective_on=effective_on,
+            call=call,
+            by=by,
+            renewal=renewal,
+            note=note,
+        )
+        return ["status", "oneoffice_status", "oneoffice_status_call"]
+
+    def begin_attempt(self, *, retrying: bool, action: str = "") -> list[str]:
+        fields = super().begin_attempt(retrying=retrying, action=action)
+        self.pending_action = action or self.pending_action
+        return [*fields, "pending_action"]
+
+    def end_attempts(self, status: str | None = None, *, error: str = "") -> list[str]:
+        self.pending_action = ""
+        return [*super().end_attempts(status, error=error), "pending_action"]
+
+    def confirm_term(self, start: date) -> list[str]:
+        """OneOffice confirmed this order's term from `start`: it is active, for one term of
+        its duration (a first order also starts its subscription's term end there). Returns
+        the fields to save."""
+        self.status = OrderStatus.ACTIVE
+        self.term_start = start
+        self.term_end = terms.term_end(start, self.duration)
+        fields = ["status", "term_start", "term_end"]
+        if self.is_first_order:
+            self.current_term_end = self.term_end
+            fields.append("current_term_end")
+        return fields
+
+    def extend_to(self, term_end: date) -> list[str]:
+        """A confirmed renewal moves the subscription's term end on to `term_end`; OneOffice
+        reactivates a suspended subscription that is renewed. Returns the fields to save; the
+        caller records the change (`record_change`) once the row is written, since under a
+        lapsed lease it re-reads the row and extends that instead."""
+        self.current_term_end = term_end
+        if self.status == OrderStatus.SUSPENDED:
+            self.status = OrderStatus.ACTIVE
+        self.oneoffice_status = ""
+        self.oneoffice_status_call = None
+        return ["current_term_end", "status", "oneoffice_status", "oneoffice_status_call"]
+
+    def note_oneoffice_status(self, status: str, call) -> list[str]:
+        """Remember that OneOffice's answer in `call` proves it holds this subscription as
+        `status`; nothing changes until a person brings the record in line. Returns the fields
+        to save (none when the portal already agrees)."""
+        if status == self.status or not self.is_first_order:
+            return []
+        self.oneoffice_status = status
+        self.oneoffice_status_call = call
+        return ["oneoffice_status", "oneoffice_status_call"]
+
+    @property
+    def out_of_line(self) -> bool:
+        """Whether OneOffice is proven to hold this subscription in another status."""
+        return bool(self.oneoffice_status) and self.oneoffice_status != self.status
 
     def can(self, action: str) -> bool:
         """Whether `action` may start: on a subscription (first order), from its status."""

@@ -115,6 +115,27 @@ class Provisioned(models.Model):
             if attname in stored and self.__dict__.get(attname) != stored[attname]
         ]
 
+    def begin_attempt(self, *, retrying: bool, action: str = "") -> list[str]:
+        """An attempt at `action` is about to be sent: the object is pending until it settles.
+        A retry continues the pending operation's count. Returns the fields to save."""
+        if not retrying:
+            self.attempts = 0
+            self.first_sent_at = None
+        self.attempts += 1
+        self.status = self.Status.PENDING
+        return ["status", "attempts", "first_sent_at", "updated_at"]
+
+    def end_attempts(self, status: str | None = None, *, error: str = "") -> list[str]:
+        """The pending operation is over: done (its outcome sets the status), or ended in
+        `status` (refused, or back to what it was). Returns the fields to save."""
+        fields = ["last_error", "first_sent_at", "updated_at"]
+        if status is not None:
+            self.status = status
+            fields.append("status")
+        self.last_error = error
+        self.first_sent_at = None
+        return fields
+
     def clean(self):
         super().clean()
         self._ensure_id()

@@ -18,34 +18,54 @@ def refused(message: str) -> api.VendorError:
 
 
 @pytest.mark.parametrize(
-    ("method", "exc", "landed", "outcome", "settle", "retry", "error"),
+    ("method", "exc", "landed", "outcome", "settle", "retry", "error", "proves"),
     [
-        (M.CREATE_CUSTOMER, refused(DUPLICATE), True, Out.OK, Settle.DONE, False, None),
+        (M.CREATE_CUSTOMER, refused(DUPLICATE), True, Out.OK, Settle.DONE, False, None, ""),
         (M.CREATE_CUSTOMER, refused(DUPLICATE), False, Out.REFUSED, Settle.REFUSED, False,
-         provisioning.VendorRefused),
+         provisioning.VendorRefused, ""),
         (M.CREATE_CUSTOMER, refused(EMAIL), True, Out.REFUSED, Settle.REFUSED, False,
-         provisioning.VendorRefused),
-        (M.CREATE_FIRST_ORDER, refused(DUPLICATE), True, Out.OK, Settle.DONE, False, None),
+         provisioning.VendorRefused, ""),
+        (M.CREATE_FIRST_ORDER, refused(DUPLICATE), True, Out.OK, Settle.DONE, False, None, ""),
         (M.CANCEL_ORDER, refused("order X is already cancelled"), True, Out.OK, Settle.DONE,
-         False, None),
+         False, None, ""),
         (M.SUSPEND_ORDER, refused("order X is already suspended"), True, Out.OK, Settle.DONE,
-         False, None),
+         False, None, ""),
         (M.SUSPEND_ORDER, refused("order X is already cancelled"), True, Out.REFUSED,
-         Settle.REFUSED, False, provisioning.VendorRefused),
-        (M.CREATE_RENEWAL_ORDER, refused(DUPLICATE), True, Out.OK, Settle.DONE, False, None),
+         Settle.REFUSED, False, provisioning.VendorRefused, "cancelled"),
+        # On a first attempt, the same words prove OneOffice's state; they settle nothing.
+        (M.CANCEL_ORDER, refused("order X is already cancelled"), False, Out.REFUSED,
+         Settle.REFUSED, False, provisioning.VendorRefused, "cancelled"),
+        (M.SUSPEND_ORDER, refused("order X is already suspended"), False, Out.REFUSED,
+         Settle.REFUSED, False, provisioning.VendorRefused, "suspended"),
+        (M.SUSPEND_ORDER, refused("order X is cancelled"), False, Out.REFUSED,
+         Settle.REFUSED, False, provisioning.VendorRefused, "cancelled"),
+        (M.CREATE_RENEWAL_ORDER, refused("order X is cancelled"), False, Out.REFUSED,
+         Settle.REFUSED, False, provisioning.VendorRefused, "cancelled"),
+        (M.CANCEL_ORDER, refused("order X is not cancelled yet"), False, Out.REFUSED,
+         Settle.REFUSED, False, provisioning.VendorRefused, ""),
+        (M.CANCEL_ORDER, refused("order X is already suspended"), False, Out.REFUSED,
+         Settle.REFUSED, False, provisioning.VendorRefused, ""),
+        # Ambiguous answers prove nothing, whatever they say.
+        (M.CREATE_RENEWAL_ORDER, refused("more than 15 days left on current term"), False,
+         Out.REFUSED, Settle.REFUSED, False, provisioning.VendorRefused, ""),
+        (M.CREATE_RENEWAL_ORDER, refused("more than 15 days left on current term"), True,
+         Out.AMBIGUOUS, Settle.PENDING, False, provisioning.NeedsDecisionError, ""),
+        (M.CREATE_RENEWAL_ORDER, refused(DUPLICATE), True, Out.OK, Settle.DONE, False, None, ""),
         (M.CREATE_CUSTOMER, api.VendorConfigError("bad key", status=401), False,
-         Out.CONFIG_ERROR, Settle.RESTORE, False, provisioning.ConfigurationProblem),
+         Out.CONFIG_ERROR, Settle.RESTORE, False, provisioning.ConfigurationProblem, ""),
         (M.CREATE_CUSTOMER, api.VendorConfigError("bad key", status=401), True,
-         Out.CONFIG_ERROR, Settle.PENDING, False, provisioning.ConfigurationProblem),
+         Out.CONFIG_ERROR, Settle.PENDING, False, provisioning.ConfigurationProblem, ""),
         (M.CANCEL_ORDER, api.VendorNotSentError("refused"), False, Out.NOT_SENT,
-         Settle.PENDING, True, provisioning.StillPending),
+         Settle.PENDING, True, provisioning.StillPending, ""),
         (M.CANCEL_ORDER, api.VendorNotSentError("refused"), True, Out.NOT_SENT,
-         Settle.PENDING, True, provisioning.OutcomeUnknown),
+         Settle.PENDING, True, provisioning.OutcomeUnknown, ""),
         (M.CREATE_FIRST_ORDER, api.VendorOutcomeUnknownError("500", status=500), False,
-         Out.UNKNOWN, Settle.PENDING, True, provisioning.OutcomeUnknown),
+         Out.UNKNOWN, Settle.PENDING, True, provisioning.OutcomeUnknown, ""),
     ],
 )  # fmt: skip
-def test_classify_decides_each_failure(method, exc, landed, outcome, settle, retry, error):
+def test_classify_decides_each_failure(method, exc, landed, outcome, settle, retry, error, proves):
     decision = provisioning.classify(method=method, exc=exc, may_have_landed=landed)
 
-    assert decision == provisioning.Decision(outcome, settle, retry=retry, error=error)
+    assert decision == provisioning.Decision(
+        outcome, settle, retry=retry, error=error, proves=proves
+    )

@@ -16,7 +16,7 @@ from customers.models import Customer
 from orders.admin.filters import SubscriptionNeedsAttentionFilter
 from orders.admin.renewals import RenewalWindowFilter
 from orders.book.export import order_export
-from orders.models import Order
+from orders.models import ALIGN_PERMISSIONS, Order
 from orders.money.pricing import format_money
 from orders.renewals import terms
 from portal import provisioning
@@ -85,6 +85,24 @@ def _confirm_renew(order: Order) -> str:
     if today < opens:
         text += f" Too early: renewals open on {opens:%d %b %Y}; {WILL_REFUSE}"
     return text
+
+
+def _confirm_align(order: Order) -> str:
+    """What bringing the record in line will record: OneOffice's words, and the change."""
+    call = order.oneoffice_status_call
+    if not order.out_of_line or call is None:
+        return (
+            f"Bring {order.number} in line with OneOffice: no answer from OneOffice proves "
+            f"another status; {WILL_REFUSE}"
+        )
+    return (
+        f"Bring subscription {_describe(order)} in line with OneOffice. OneOffice answered "
+        f'"{call.error}" to {call.method} on {call.started_at:%d %b %Y %H:%M} UTC (call '
+        f"#{call.pk}): it holds the subscription as {order.oneoffice_status}. The portal "
+        f"records it as {order.oneoffice_status} instead of {order.get_status_display()}, "
+        "with OneOffice's answer, your name and the time, and the figures follow. "
+        "Nothing is sent to OneOffice."
+    )
 
 
 EXPORT_PERMISSION = "orders.export_order"
@@ -251,6 +269,18 @@ class OrderAdmin(
             confirm=_confirm_resolution(False),
         ),
         Provisioning(
+            name="align",
+            label="Bring in line with OneOffice",
+            # The permission of the action whose effect it records: whoever may cancel may
+            # record that OneOffice cancelled it.
+            perms=tuple(f"orders.{codename}" for codename in ALIGN_PERMISSIONS.values()),
+            object_perm=lambda o: (
+                "orders." + ALIGN_PERMISSIONS.get(o.oneoffice_status, "cancel_order")
+            ),
+            possible=lambda o: o.out_of_line and o.can(Order.Action.ALIGN),
+            confirm=_confirm_align,
+        ),
+        Provisioning(
             name="retry",
             label="Retry",
             perms=tuple(f"orders.{verb}_order" for verb in ("place", "renew", "suspend", "cancel")),
@@ -302,6 +332,8 @@ class OrderAdmin(
 
     def get_fields(self, request, obj=None):
         fields = [*SALE_FIELDS, "auto_renew", *BOOKKEEPING]
+        if obj is not None and obj.out_of_line:
+            fields.insert(fields.index("status") + 1, "oneoffice_says")
         return [*fields, "timeline"] if obj is not None else fields
 
     def get_form(self, request, obj=None, change=False, **kwargs):
@@ -319,10 +351,27 @@ class OrderAdmin(
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and not obj.is_editable:
-            fixed = [*SALE_FIELDS, *BOOKKEEPING, "timeline"]
+            fixed = [*SALE_FIELDS, *BOOKKEEPING, "oneoffice_says", "timeline"]
             # Auto-renew stays a choice while the subscription can still be renewed.
             return fixed if obj.can(Order.Action.RENEW) else [*fixed, "auto_renew"]
-        return [*BOOKKEEPING, "timeline"]
+        return [*BOOKKEEPING, "oneoffice_says", "timeline"]
+
+    @admin.display(description="OneOffice holds it as")
+    def oneoffice_says(self, obj):
+        call = obj.oneoffice_status_call
+        if not obj.out_of_line or call is None:
+            return "-"
+        return format_html(
+            '<strong class="out-of-line">{}</strong>: OneOffice answered "{}" to {} on {} UTC '
+            '(<a href="{}">call #{}</a>). Nothing changed here: <em>Bring in line with '
+            "OneOffice</em> records it.",
+            obj.oneoffice_status,
+            call.error,
+            call.method,
+            f"{call.started_at:%d %b %Y %H:%M}",
+            reverse("admin:portal_provisioningcall_change", args=[call.pk]),
+            call.pk,
+        )
 
     def get_inlines(self, request, obj):
         # Every subscription's form carries the renewals' management form, even before a first
@@ -396,9 +445,16 @@ class OrderAdmin(
     def status_badge(self, obj):
         label = obj.get_status_display()
         title = f"{label}: {obj.pending_action}" if obj.pending_action else label
-        return format_html(
+        badge = format_html(
             '<span class="badge badge-{}" title="{}">{}</span>', obj.status, title, label
         )
+        if obj.out_of_line:
+            return format_html(
+                '{}<small class="below out-of-line">OneOffice: {}</small>',
+                badge,
+                obj.oneoffice_status,
+            )
+        return badge
 
     @admin.display(description="term end", ordering="current_term_end")
     def term_end_display(self, obj):

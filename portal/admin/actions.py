@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 
 from portal import provisioning
 from portal.admin.batches import start_batch
@@ -80,13 +81,30 @@ def report(request: HttpRequest, modeladmin: admin.ModelAdmin, action: Provision
         result = operation.run(obj, by=request.user)
     except provisioning.ProvisioningError as exc:
         # Each error says how it is reported, so no order of except clauses decides it.
-        modeladmin.message_user(request, exc.summary(obj), exc.level)
+        modeladmin.message_user(request, _with_way_back(modeladmin, request, exc, obj), exc.level)
     else:
         status = result.get_status_display()
         now = "" if status == operation.done else f", now {status}"
         modeladmin.message_user(request, f"{result}: {operation.done}{now}.", messages.SUCCESS)
         return True
     return False
+
+
+def _with_way_back(modeladmin, request, exc: provisioning.ProvisioningError, obj):
+    """The error's summary; when OneOffice's refusal proved the object's state there, with a
+    link to bring the record in line, for a person who may."""
+    summary = exc.summary(obj)
+    align = next(
+        (a for a in getattr(modeladmin, "provisioning_actions", ()) if a.name == "align"), None
+    )
+    if not exc.proves or align is None:
+        return summary
+    obj.refresh_from_db()
+    if not align.possible(obj) or not request.user.has_perm(align.permission(obj)):
+        return summary
+    opts = modeladmin.model._meta
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_provision", args=[obj.pk, "align"])
+    return format_html('{} <a href="{}">{}</a>', summary, url, f"{align.label}…")
 
 
 class ProvisioningAdminMixin:

@@ -30,6 +30,10 @@ The rules (`classify` decides each failed call; the README's "Reliability rules"
   vendor's Retry-After or the back-off, whichever is later; never final, and after an unknown
   outcome it stays unknown. A 5xx with Retry-After stays an unknown outcome, retried no earlier
   than asked.
+- Proof of OneOffice's state: a refusal such as "already cancelled" to a cancel, "already
+  suspended" to a suspend, on any attempt, proves the status OneOffice holds. It changes
+  nothing by itself: the subscription remembers the proof (`oneoffice_status`) and a person
+  may accept it (`order_bring_in_line`, which sends nothing and records the change).
 - Terms are dated on OneOffice's calendar (`terms.vendor_date`, ONEOFFICE_TIME_ZONE): a term
   starts on the vendor's date of the first attempt that may have landed, so a retry that
   crosses midnight does not move it.
@@ -50,6 +54,7 @@ from portal.provisioning.lifecycle import client
 from portal.provisioning.operations import (
     customer_register,
     customer_retry,
+    order_bring_in_line,
     order_cancel,
     order_needs_decision,
     order_permission_for,
@@ -77,6 +82,7 @@ __all__ = [
     "client",
     "customer_register",
     "customer_retry",
+    "order_bring_in_line",
     "order_cancel",
     "order_needs_decision",
     "order_permission_for",

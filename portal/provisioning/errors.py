@@ -15,6 +15,8 @@ class ProvisioningError(Exception):
 
     level = logging.ERROR
     prefix = "{subject}: not sent. "
+    # The status a refusal proved OneOffice holds the subscription in (see `classify`).
+    proves = ""
 
     def summary(self, subject: object) -> str:
         return self.prefix.format(subject=subject) + str(self)

@@ -27,7 +27,7 @@ from portal.provisioning.errors import (
     NeedsDecisionError,
     VendorRefused,
 )
-from portal.provisioning.lease import field_label, save_releasing_lease
+from portal.provisioning.lease import describe_state, field_label, save_releasing_lease
 from portal.provisioning.outcomes import Decision, Settle, classify
 
 logger = logging.getLogger("portal.provisioning")
@@ -94,18 +94,8 @@ def commit_attempt(
 ) -> ProvisioningCall:
     """First transaction: the pending state and the call-log row, committed before sending."""
     with transaction.atomic(durable=True):
-        if retrying:
-            status_before = settle_stale_calls(subject, request.method)
-        else:
-            status_before = subject.status
-            subject.attempts = 0
-            subject.first_sent_at = None
-        subject.attempts += 1
-        subject.status = subject.Status.PENDING
-        fields = ["status", "attempts", "first_sent_at", "updated_at"]
-        if isinstance(subject, Order):
-            subject.pending_action = pending_action or subject.pending_action
-            fields.append("pending_action")
+        before = settle_stale_calls(subject, request.method) if retrying else subject.status
+        fields = subject.begin_attempt(retrying=retrying, action=pending_action)
         if subject.pk is None:
             subject.save()
         else:
@@ -118,7 +108,7 @@ def commit_attempt(
             order=subject if isinstance(subject, Order) else None,
             triggered_by=by if isinstance(by, User) and by.pk else None,
             attempt=subject.attempts,
-            status_before=status_before,
+            status_before=before,
         )
 
 
@@ -196,14 +186,8 @@ def record_done(
             close_call(call, Outcome.OK, reply)
         applied_at = subject.first_sent_at or call.started_at
         done_reply = None if settled_earlier or isinstance(reply, api.VendorError) else reply
-        fields = on_ok(subject, done_reply, terms.vendor_date(applied_at), call)
-        subject.last_error = ""
-        subject.first_sent_at = None
-        fields += ["last_error", "first_sent_at", "updated_at"]
-        if isinstance(subject, Order):
-            subject.pending_action = ""
-            fields.append("pending_action")
-        save_outcome(subject, fields)
+        fields: list[str] = on_ok(subject, done_reply, terms.vendor_date(applied_at), call)
+        save_outcome(subject, [*fields, *subject.end_attempts()])
     logger.info("%s %s: done (attempt %s)", call.method, subject, call.attempt)
 
 
@@ -235,19 +219,17 @@ def record_failure(
         subject.last_error = exc.message
         fields = ["last_error", "updated_at"]
         if decision.settle in (Settle.REFUSED, Settle.RESTORE):
-            subject.status = (
+            ended = (
                 refused_status(subject, call)
                 if decision.settle == Settle.REFUSED
                 else status_before(subject, call)
             )
-            subject.first_sent_at = None
-            fields += ["status", "first_sent_at"]
-            if isinstance(subject, Order):
-                subject.pending_action = ""
-                fields.append("pending_action")
+            fields += subject.end_attempts(ended, error=exc.message)
         elif decision.outcome == Outcome.UNKNOWN and subject.first_sent_at is None:
             subject.first_sent_at = call.started_at
             fields.append("first_sent_at")
+        if decision.proves and isinstance(subject, Order):
+            fields += note_proof(subject, decision.proves, call)
         save_outcome(subject, fields)
         if decision.retry:
             retries.plan_retry(subject, call, not_before=exc.retry_after)
@@ -258,13 +240,41 @@ def record_failure(
     if error is None:
         # `classify` leaves the error out only of a decision that settles the call as done.
         raise RuntimeError(f"{call.method} {subject}: a failure decided without an error.")
-    raise error(failure_message(decision, subject, exc, may_have_landed))
+    failure = error(failure_message(decision, subject, exc, may_have_landed))
+    failure.proves = decision.proves
+    raise failure
+
+
+def note_proof(order: Order, status: str, call: ProvisioningCall) -> list[str]:
+    """Remember on the subscription what OneOffice's refusal proved; the fields of `order`
+    to save with the outcome. A renewal's subscription is written here, under the lease this
+    process holds on it."""
+    if order.is_first_order:
+        return order.note_oneoffice_status(status, call)
+    subscription = order.parent
+    if subscription is not None:
+        noted = subscription.note_oneoffice_status(status, call)
+        if noted:
+            Order.objects.filter(pk=subscription.pk).update(
+                **{name: getattr(subscription, name) for name in noted}
+            )
+    return []
 
 
 def failure_message(
     decision: Decision, subject: Subject, exc: api.VendorError, may_have_landed: bool
 ) -> str:
     if decision.error is VendorRefused:
+        if decision.proves:
+            subscription = (
+                subject.parent if isinstance(subject, Order) and subject.parent else subject
+            )
+            return (
+                f"OneOffice refused {subject}: {exc.message}. OneOffice holds {subscription} "
+                f"as {decision.proves}; the portal still shows it as "
+                f"{describe_state(subscription)}. Nothing changed: to record it as "
+                f"{decision.proves}, use Bring in line with OneOffice."
+            )
         return f"OneOffice refused {subject}: {exc.message}"
     if decision.error is ConfigurationProblem:
         unsettled = " The earlier attempt is still unsettled." if may_have_landed else ""

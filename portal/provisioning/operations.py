@@ -32,6 +32,7 @@ from portal.provisioning.lifecycle import (
     calls_of,
     commit_attempt,
     failed_status,
+    save_outcome,
     send,
     status_before,
     validate,
@@ -262,24 +263,76 @@ def order_resolve_renewal(
                     by=by if isinstance(by, User) else None,
                     note=f"Marked as renewed by {who}: OneOffice's answer did not say.",
                 )
-                renewal.last_error = ""
+                fields += renewal.end_attempts()
             else:
-                renewal.status = Order.Status.FAILED
-                renewal.last_error = f"Marked as not renewed by {who}: {call.error}"
-                fields = ["status"]
-            renewal.first_sent_at = None
-            renewal.pending_action = ""
-            renewal.save(
-                update_fields=[
-                    *fields,
-                    "last_error",
-                    "first_sent_at",
-                    "pending_action",
-                    "updated_at",
-                ]
-            )
+                fields = renewal.end_attempts(
+                    Order.Status.FAILED,
+                    error=f"Marked as not renewed by {who}: {call.error}",
+                )
+            renewal.save(update_fields=fields)
     logger.info("createRenewalOrder %s: resolved as %s by %s", renewal, decided, who)
     return renewal
+
+
+def order_bring_in_line(
+    *,
+    order: Order,
+    status: str,
+    by: User | AnonymousUser | None,
+    call: ProvisioningCall | None = None,
+    evidence: str = "",
+) -> Order:
+    """Record that OneOffice holds the subscription `order` as `status`, on proof: a call whose
+    refusal proved it (`call`, as the service noted it on the subscription) or another record
+    of what OneOffice holds (`evidence`, such as a line of its statement). Sends nothing.
+
+    The status changes, and a change "brought in line with OneOffice" records the proof, who
+    accepted it and when. Refused (`NotAllowed`) without a proof, when `call` is not the one
+    the subscription's latest proof came from or proved another status, while an operation on
+    it is unsettled, and when the record already agrees.
+    """
+    if not order.is_first_order:
+        raise NotAllowed(f"{order} is a renewal; bring its first order {order.parent} in line.")
+    if call is None and not evidence.strip():
+        raise NotAllowed(f"{order}: say what shows that OneOffice holds it as {status}.")
+    with leased(order):
+        reload(order)
+        if call is not None and (
+            order.oneoffice_status_call_id != call.pk or order.oneoffice_status != status
+        ):
+            raise NotAllowed(
+                f"{order}: OneOffice's latest answer does not prove it is {status}; nothing "
+                "was changed. Open its page to see what OneOffice said last."
+            )
+        if order.status == status:
+            raise NotAllowed(f"{order} is already {status}; nothing to bring in line.")
+        if not order.can(Order.Action.ALIGN):
+            raise NotAllowed(
+                f"{order} is {describe_state(order)}; settle that first, then bring it in line."
+            )
+        if order.renewals.filter(status=Order.Status.PENDING).exists():
+            raise NotAllowed(f"A renewal of {order} is not settled yet; settle it first.")
+        who = by.get_username() if by is not None and by.pk else "the system"
+        if call is not None:
+            grounds = (
+                f"OneOffice answered {call.method} on {call.started_at:%d %b %Y %H:%M} UTC: "
+                f'"{call.error}"'
+            )
+        else:
+            grounds = evidence.strip()
+        with transaction.atomic(durable=True):
+            fields = order.move_to(
+                status,
+                kind=SubscriptionChange.Kind.ALIGNED,
+                # It held by the time OneOffice said so; nothing tells how long before.
+                effective_on=terms.vendor_date(call.started_at if call else None),
+                call=call,
+                by=by if isinstance(by, User) else None,
+                note=f"{grounds}. Accepted by {who}; nothing was sent.",
+            )
+            save_outcome(order, fields)
+    logger.info("%s brought in line with OneOffice: %s, by %s", order, status, who)
+    return order
 
 
 def order_permission_for(order: Order) -> str:
@@ -345,9 +398,13 @@ def _change_subscription(
         def on_ok(
             subject: Order, reply: api.Reply | None, applied_on: date, call: ProvisioningCall
         ) -> list[str]:
-            before, subject.status = status_before(subject, call), done
-            subject.record_change(done, status_before=before, effective_on=applied_on, call=call)
-            return ["status"]
+            return subject.move_to(
+                done,
+                kind=done,
+                status_before=status_before(subject, call),
+                effective_on=applied_on,
+                call=call,
+            )
 
         return send(order, call, request, on_ok=on_ok, refused_status=status_before)
 
@@ -358,37 +415,35 @@ def _change_subscription(
 def _registered(
     customer: Customer, reply: api.Reply | None, applied_on: date, call: ProvisioningCall
 ) -> list[str]:
-    customer.status = Customer.Status.REGISTERED
-    # Settled by a duplicate-id answer, the reply with OneOffice's details never came back:
-    # say they are unknown rather than show blanks as if OneOffice had returned none.
-    customer.details_unknown = reply is None
     if reply is None:
-        return ["status", "details_unknown"]
+        return customer.mark_registered(None)
     remote = api.read_customer(reply.data)
-    customer.oneoffice_id = remote.vendor_id
-    customer.partner = remote.partner
-    customer.remote_created_at = remote.created_at
-    customer.is_active = remote.is_active
-    customer.onboarding_url = remote.onboarding_url
-    return ["status", *Customer.MIRRORED_FIELDS]
+    return customer.mark_registered(
+        {
+            "oneoffice_id": remote.vendor_id,
+            "partner": remote.partner,
+            "remote_created_at": remote.created_at,
+            "is_active": remote.is_active,
+            "onboarding_url": remote.onboarding_url,
+        }
+    )
 
 
 def _placed(
     order: Order, reply: api.Reply | None, applied_on: date, call: ProvisioningCall
 ) -> list[str]:
-    before, order.status = status_before(order, call), Order.Status.ACTIVE
-    order.term_start = applied_on
-    order.term_end = terms.term_end(applied_on, order.duration)
-    order.current_term_end = order.term_end
+    before = status_before(order, call)
+    confirmed = order.confirm_term(applied_on)
     # Saved with the outcome, in the same UPDATE.
-    priced = set_price(order, on=order.term_start)
-    order.record_change(
-        SubscriptionChange.Kind.PLACED,
+    priced = set_price(order, on=applied_on)
+    moved = order.move_to(
+        Order.Status.ACTIVE,
+        kind=SubscriptionChange.Kind.PLACED,
         status_before=before,
         effective_on=applied_on,
         call=call,
     )
-    return ["status", "term_start", "term_end", "current_term_end", *priced]
+    return [*confirmed, *moved, *priced]
 
 
 def _renewed(
@@ -432,18 +487,14 @@ def _renew_onto(
 ) -> tuple[list[str], list[str]]:
     """Set the renewed term, priced, on `renewal` and on its `subscription`; return the fields
     each must save."""
-    renewal.status = Order.Status.ACTIVE
-    renewal.term_start = terms.renewal_start(_term_end_of(subscription), applied_on)
-    renewal.term_end = terms.term_end(renewal.term_start, renewal.duration)
-    subscription.current_term_end = renewal.term_end
-    if subscription.status == Order.Status.SUSPENDED:
-        # OneOffice reactivates a suspended subscription that is renewed.
-        subscription.status = Order.Status.ACTIVE
+    start = terms.renewal_start(_term_end_of(subscription), applied_on)
+    confirmed = renewal.confirm_term(start)
+    renewed = subscription.extend_to(terms.term_end(start, renewal.duration))
     renewal.parent = subscription
-    priced = set_price(renewal, on=renewal.term_start)
+    priced = set_price(renewal, on=start)
     return (
-        ["status", "term_start", "term_end", *priced],
-        ["current_term_end", "status", *current_value_of(renewal), "updated_at"],
+        [*confirmed, *priced],
+        [*renewed, *current_value_of(renewal), "updated_at"],
     )
 
 
@@ -460,6 +511,12 @@ def register_operations() -> None:
     def resolve(renewed: bool) -> Callable[..., Order]:
         return lambda obj, by: order_resolve_renewal(renewal=obj, renewed=renewed, by=by)
 
+    def align(obj: Order, by: User | AnonymousUser | None) -> Order:
+        # What the subscription's latest proof says, as the confirmation showed it.
+        return order_bring_in_line(
+            order=obj, status=obj.oneoffice_status, by=by, call=obj.oneoffice_status_call
+        )
+
     Method = ProvisioningCall.Method
     table: dict[str, tuple[type[Customer] | type[Order], Callable[..., Provisioned], str, str]] = {
         "register": (Customer, customer(customer_register), "registered", Method.CREATE_CUSTOMER),
@@ -469,6 +526,7 @@ def register_operations() -> None:
         "cancel": (Order, order(order_cancel), "cancelled", Method.CANCEL_ORDER),
         "mark_renewed": (Order, resolve(True), "renewed", ""),
         "mark_not_renewed": (Order, resolve(False), "failed", ""),
+        "align": (Order, align, "brought in line with OneOffice", ""),
     }
     for action, (model, run, done, method) in table.items():
         batches.register(action, batches.Operation(model, run, done, method))

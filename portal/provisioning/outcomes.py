@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from orders.models import Order
 from portal.models import ProvisioningCall
 from portal.oneoffice import api
 from portal.provisioning.errors import (
@@ -37,6 +38,30 @@ _AMBIGUOUS: dict[str, re.Pattern[str]] = {
     ProvisioningCall.Method.CREATE_RENEWAL_ORDER: re.compile(r"more than \d+ days|days left", re.I)
 }
 
+# Refusals that prove which status OneOffice holds the subscription in, on any attempt: the
+# customer cancelled directly, or another system suspended it. Nothing changes on its own; the
+# call remembers the proof and a person may bring the record in line. "Too early to renew"
+# proves nothing of the kind, and neither does any other refusal.
+_CANCELLED = re.compile(r"already cancel|\bis cancell?ed\b", re.I)
+_PROVES: dict[str, tuple[tuple[re.Pattern[str], str], ...]] = {
+    ProvisioningCall.Method.CANCEL_ORDER: ((_CANCELLED, Order.Status.CANCELLED),),
+    ProvisioningCall.Method.SUSPEND_ORDER: (
+        (re.compile(r"already suspend", re.I), Order.Status.SUSPENDED),
+        (_CANCELLED, Order.Status.CANCELLED),
+    ),
+    ProvisioningCall.Method.CREATE_RENEWAL_ORDER: ((_CANCELLED, Order.Status.CANCELLED),),
+}
+
+
+def proven_status(method: str, message: str) -> str:
+    """The status OneOffice's refusal `message` to `method` proves it holds; "" when none."""
+    if re.search(r"\bnot\b", message, re.I):
+        return ""
+    for pattern, status in _PROVES.get(method, ()):
+        if pattern.search(message):
+            return status
+    return ""
+
 
 class Settle:
     """What becomes of the object after a failed call (see `Decision`)."""
@@ -56,6 +81,8 @@ class Decision:
     settle: str
     retry: bool
     error: type[ProvisioningError] | None
+    # A refusal that proves the subscription's status at OneOffice: that status.
+    proves: str = ""
 
 
 def classify(*, method: str, exc: api.VendorError, may_have_landed: bool) -> Decision:
@@ -68,7 +95,13 @@ def classify(*, method: str, exc: api.VendorError, may_have_landed: bool) -> Dec
             return Decision(
                 Outcome.AMBIGUOUS, Settle.PENDING, retry=False, error=NeedsDecisionError
             )
-        return Decision(Outcome.REFUSED, Settle.REFUSED, retry=False, error=VendorRefused)
+        return Decision(
+            Outcome.REFUSED,
+            Settle.REFUSED,
+            retry=False,
+            error=VendorRefused,
+            proves=proven_status(method, exc.message),
+        )
     if isinstance(exc, api.VendorConfigError):
         # A person fixes the settings, then retries by hand; an earlier attempt that may have
         # landed keeps the object pending until then.
