@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from customers.models import Customer
 from orders.models import Order
-from orders.renewals import selectors
+from orders.renewals import selectors, terms
 
 # Running subscriptions: those that can still be renewed.
 RENEWABLE = selectors.RENEWABLE
@@ -84,11 +84,12 @@ def order_renewals_per_week(*, today: date | None = None, weeks: int = 8) -> lis
 
 
 def order_renewal_state_counts(*, today: date | None = None) -> dict[str, int]:
-    """How many subscriptions are due for renewal now and how many have lapsed."""
-    today = today or timezone.localdate()
+    """How many subscriptions are due for renewal now and how many have lapsed (today on
+    OneOffice's calendar, as the renewal window counts)."""
+    today = today or terms.vendor_date()
     due = selectors.renewal_state_q(selectors.DUE, today=today)
     lapsed = selectors.renewal_state_q(selectors.LAPSED, today=today)
-    _, last = selectors.renewal_window(today=today)
+    _, last = terms.renewal_window(today=today)
     # Both states end on or before the window's last day: the term-end index narrows the scan.
     return Order.objects.filter(current_term_end__lte=last).aggregate(
         due=Count("id", filter=due), lapsed=Count("id", filter=lapsed)

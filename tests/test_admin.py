@@ -12,6 +12,7 @@ from django.urls import reverse
 from customers.models import Customer
 from orders.admin.orders import RenewalInline
 from orders.models import Order
+from orders.renewals import terms
 from portal import provisioning
 from portal.models import ProvisioningCall
 from tests import service
@@ -323,7 +324,9 @@ def test_renew_selected_reports_each_subscription(staff, sandbox):
     # The confirmation shows each new term as the portal will record it, and the early one's date.
     page = confirmation.content.decode()
     assert "from 28 Feb 2027 to 28 Mar 2027" in page
-    assert "Too early: renewals open on 23 Feb 2027" in page
+    assert "The portal will refuse it:</strong> " in page and "from 23 Feb 2027" in page
+    # Only the one the portal sends is offered.
+    assert f'name="confirmed_ids" value="{due.pk}"' in page
     texts = [text for _, text in _messages(response)]
     assert len(texts) == 2
     assert any("renewed" in t and due.renewals.get().number in t for t in texts)
@@ -430,11 +433,12 @@ def test_a_long_renew_confirmation_lists_first_and_counts_what_the_portal_will_r
     page = _bulk(staff, ORDERS, "renew_selected", first, select_across=1)
 
     html = page.content.decode()
-    assert "3 of these 55 will be refused by the portal and not sent" in html
-    lines = re.findall(r"<li>(Renew [^<]*)</li>", html)
+    assert "3 of these 55 will be refused by the portal and are not sent" in html
+    assert 'value="Yes, renew the other 52"' in html
+    lines = re.findall(r'<li( class="will-refuse")?>(Renew [^<]*)', html)
     assert len(lines) == 50
-    assert all(line.startswith("Renew subscription O-EARLY") for line in lines[:3])
-    assert all("Too early" not in line for line in lines[3:])
+    assert all(cls and line.startswith("Renew subscription O-EARLY") for cls, line in lines[:3])
+    assert not any(cls for cls, _ in lines[3:])
     assert "… and 5 more orders." in html
 
 
@@ -482,8 +486,9 @@ def test_order_retry_button_settles_a_pending_suspend(staff, sandbox, active_ord
         ("draft", ["place"]),
         ("failed", ["place"]),
         ("pending", ["retry"]),
-        ("active", ["renew", "suspend", "cancel"]),
-        ("suspended", ["renew", "cancel"]),
+        # A new monthly term is outside the renewal window: Renew is not offered yet.
+        ("active", ["suspend", "cancel"]),
+        ("suspended", ["cancel"]),
         ("cancelled", []),
     ],
 )
@@ -498,6 +503,25 @@ def test_order_change_page_shows_only_the_possible_buttons(
     html = response.content.decode()
     for name in ("place", "renew", "suspend", "cancel", "retry"):
         assert (button_url(order, name) in html) is (name in buttons)
+    renewable = state in ("active", "suspended")
+    assert ("<strong>Renew</strong> is not offered" in html) is renewable
+    if renewable:
+        opens = terms.renewal_opens(order.current_term_end)
+        assert f"OneOffice renews only in the last 15 days, from {opens:%d %b %Y}." in html
+
+
+def test_renew_is_offered_once_the_window_opens(staff, sandbox):
+    subscription = service.placed(date(2027, 1, 31))
+
+    with travel(2027, 2, 12):
+        early = staff.get(change_url(subscription))
+    with travel(2027, 2, 13):
+        due = staff.get(change_url(subscription))
+
+    assert "renew" not in _buttons(early)
+    assert "from 13 Feb 2027" in early.content.decode()
+    assert _buttons(due) == ["renew", "suspend", "cancel"]
+    assert "is not offered" not in due.content.decode()
 
 
 def test_renewal_change_page_has_no_buttons_and_no_inline(staff, sandbox):

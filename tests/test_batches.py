@@ -765,3 +765,63 @@ def test_a_pause_set_by_another_process_stops_a_thread_after_the_item_it_is_send
     assert len(sent) == 3
     assert sent[1]["at"] - sent[0]["at"] >= 1.0
     assert batches.counts(batch)[State.DONE] == 3
+
+
+def test_auto_renewal_skips_a_suspended_subscription_and_says_so(sandbox, mailoutbox, settings):
+    manager = UserFactory(username="sid", email="sid@reseller.example")
+    active, stopped = _auto_subscriptions(2, manager=manager)
+    provisioning.order_suspend(order=stopped)
+    mailoutbox.clear()
+    with _near_term_end(active):
+        batch = autorenew.auto_renew_due()
+        # Claimed once: a second run neither renews it nor reports it again.
+        assert autorenew.auto_renew_due() is None
+    stopped.refresh_from_db()
+    assert stopped.status == Order.Status.SUSPENDED
+    renewed = _requests_per_id(sandbox, "createRenewalOrder")
+    assert [
+        r for r in sandbox.requests if r["json"]["params"].get("parent") == stopped.number
+    ] == []
+    assert renewed.total() == 1
+    assert batch.items.get(object_id=stopped.pk).state == State.REJECTED
+    managers = next(m for m in mailoutbox if m.to == [settings.MANAGERS_EMAIL])
+    assert managers.subject.endswith("1 renewed, 1 skipped")
+    skipped = managers.body.split("Skipped, suspended")[1].split("Renewed automatically")[0]
+    assert stopped.number in skipped and active.number not in skipped
+    assert "NOT renewed" not in managers.body
+
+
+def test_auto_renewal_suspended_after_the_claim_is_skipped_too(sandbox):
+    (sub,) = _auto_subscriptions(1)
+    with _near_term_end(sub):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(batches, "enqueue", lambda batch_id: None)
+            batch = autorenew.auto_renew_due()
+        provisioning.order_suspend(order=Order.objects.get(pk=sub.pk))
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(batches, "enqueue", lambda batch_id: None)
+            batches.batch_work(batch_id=batch.pk)
+    assert batch.items.get().state == State.REJECTED
+    assert _requests_per_id(sandbox, "createRenewalOrder").total() == 0
+    sub.refresh_from_db()
+    assert sub.status == Order.Status.SUSPENDED
+
+
+def test_auto_renewal_report_does_not_list_one_renewed_by_hand_as_not_renewed(
+    sandbox, mailoutbox, settings
+):
+    by_hand, by_job = _auto_subscriptions(2)
+    with _near_term_end(by_hand):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(batches, "enqueue", lambda batch_id: None)
+            batch = autorenew.auto_renew_due()
+        provisioning.order_renew(order=Order.objects.get(pk=by_hand.pk))
+        mailoutbox.clear()
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(batches, "enqueue", lambda batch_id: None)
+            batches.batch_work(batch_id=batch.pk)
+    [report] = [m for m in mailoutbox if m.to == [settings.MANAGERS_EMAIL]]
+    assert report.subject.endswith("1 renewed, 1 renewed meanwhile")
+    assert "NOT renewed" not in report.body
+    meanwhile = report.body.split("Renewed meanwhile")[1]
+    assert by_hand.number in meanwhile and by_job.number not in meanwhile

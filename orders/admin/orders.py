@@ -1,6 +1,3 @@
-from datetime import timedelta
-
-from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ERROR_FLAG, ChangeList
@@ -9,7 +6,6 @@ from django.db.models import Q
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpResponseRedirect
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
 from customers.models import Customer
@@ -21,7 +17,7 @@ from orders.money.pricing import format_money
 from orders.renewals import terms
 from portal import provisioning
 from portal.admin import changelists
-from portal.admin.actions import WILL_REFUSE, Provisioning, ProvisioningAdminMixin, attempts_label
+from portal.admin.actions import Provisioning, ProvisioningAdminMixin, attempts_label
 from portal.admin.calls import call_log_link, call_log_url, timeline
 from portal.admin.changelists import LargeListAdminMixin
 from portal.admin.widgets import SafeAutocompleteMixin
@@ -71,30 +67,24 @@ def _confirm_suspend(order: Order) -> str:
 
 
 def _confirm_renew(order: Order) -> str:
-    """The renewal as the portal will record it: the same arithmetic as the service."""
+    """The renewal as the portal will record it: the same arithmetic as the service. Whether
+    the portal refuses it is the service's own check (`order_renew_refusal`)."""
     if order.current_term_end is None:
-        return f"Renew {_describe(order)}. It has no term yet; {WILL_REFUSE}"
-    today = terms.vendor_date()  # the service's check counts from OneOffice's today
+        return f"Renew {_describe(order)}."
+    today = terms.vendor_date()  # the service dates the term from OneOffice's today
     start = terms.renewal_start(order.current_term_end, today)
     end = terms.term_end(start, order.duration)
-    text = (
+    return (
         f"Renew subscription {_describe(order)}. OneOffice creates a renewal order, billed as "
         f"a new {order.duration} term from {start:%d %b %Y} to {end:%d %b %Y}."
     )
-    opens = order.current_term_end - timedelta(days=settings.ONEOFFICE_RENEWAL_WINDOW_DAYS)
-    if today < opens:
-        text += f" Too early: renewals open on {opens:%d %b %Y}; {WILL_REFUSE}"
-    return text
 
 
 def _confirm_align(order: Order) -> str:
     """What bringing the record in line will record: OneOffice's words, and the change."""
     call = order.oneoffice_status_call
     if not order.out_of_line or call is None:
-        return (
-            f"Bring {order.number} in line with OneOffice: no answer from OneOffice proves "
-            f"another status; {WILL_REFUSE}"
-        )
+        return f"Bring {order.number} in line with OneOffice."
     return (
         f"Bring subscription {_describe(order)} in line with OneOffice. OneOffice answered "
         f'"{call.error}" to {call.method} on {call.started_at:%d %b %Y %H:%M} UTC (call '
@@ -239,6 +229,7 @@ class OrderAdmin(
             perms=("orders.renew_order",),
             possible=lambda o: o.can(Order.Action.RENEW),
             confirm=_confirm_renew,
+            refusal=provisioning.order_renew_refusal,
         ),
         Provisioning(
             name="suspend",
@@ -279,6 +270,7 @@ class OrderAdmin(
             ),
             possible=lambda o: o.out_of_line and o.can(Order.Action.ALIGN),
             confirm=_confirm_align,
+            refusal=provisioning.order_bring_in_line_refusal,
         ),
         Provisioning(
             name="retry",
@@ -463,7 +455,7 @@ class OrderAdmin(
             return "-"
         if obj.status in {S.CANCELLED, S.FAILED}:
             return format_html('<span class="nowrap">{}</span>', f"{end:%Y-%m-%d}")
-        left = terms.days_left(end, timezone.localdate())
+        left = terms.days_left(end, terms.vendor_date())
         words = f"{left} days left" if left >= 0 else f"lapsed {-left} days ago"
         return format_html(
             '<span class="nowrap">{}</span><small class="below days-left">{}</small>',

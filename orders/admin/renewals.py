@@ -12,7 +12,6 @@ from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
 from orders.models import Order, ReminderRun, RenewalDue, RenewalReminder
@@ -196,7 +195,7 @@ class RenewalDueAdmin(admin.ModelAdmin):
         manager = manager if manager == NO_MANAGER or manager.isdigit() else ""
         renewals = self.get_renewals(state, sort, manager)
         page = Paginator(renewals, RENEWALS_PER_PAGE).get_page(request.GET.get("p"))
-        today = timezone.localdate()
+        today = terms.vendor_date()
         for order in page:
             order.days_left_today = terms.days_left(order.current_term_end, today)
             order.value_display = format_money(order.current_value, order.current_currency)

@@ -2,8 +2,10 @@
 
 The job claims each due subscription's term once (an `AutoRenewal` row, unique per
 subscription and term end, written with the batch in one transaction) and hands them all to
-one batch, which renews each through `order_renew` as a click on Renew would. When the batch
-ends, account managers and managers get one short email: what was renewed, and what was not
+one batch, which renews each through `order_renew` as a click on Renew would. A suspended
+subscription is skipped: suspended means someone stopped it, and a renewal would reactivate it
+on OneOffice. When the batch ends, account managers and managers get one short email: what
+was renewed, what was skipped, what was renewed by hand meanwhile, and what was not renewed
 and why. A subscription that was not renewed stays due: people renew it by hand.
 """
 
@@ -17,7 +19,6 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db.models import Exists, OuterRef
 from django.urls import reverse
-from django.utils import timezone
 
 from orders.models import AutoRenewal, Order
 from orders.renewals.selectors import DUE, renewal_state_q
@@ -38,9 +39,10 @@ def auto_renew_days() -> int:
 
 
 def auto_renew_candidates(*, today: date | None = None):
-    """Auto-renew subscriptions whose term ends within `auto_renew_days()` and that are not
-    claimed for that term yet, nor waiting on a renewal already under way."""
-    today = today or timezone.localdate()
+    """Auto-renew subscriptions whose term ends within `auto_renew_days()` (today on
+    OneOffice's calendar, as the renewal window counts) and that are not claimed for that term
+    yet, nor waiting on a renewal already under way. Suspended ones are among them: the job
+    claims their term to skip it, and says so once."""
     claimed = AutoRenewal.objects.filter(
         subscription=OuterRef("pk"), term_end=OuterRef("current_term_end")
     )
@@ -76,6 +78,8 @@ def auto_renew_due(*, today: date | None = None) -> Batch | None:
     if not candidates:
         return None
 
+    skipped = {order.pk: _skip_reason(order) for order in candidates if _stopped(order)}
+
     def claim(batch: Batch, objects: list[Order]) -> list[Order]:
         AutoRenewal.objects.bulk_create(
             [
@@ -93,7 +97,20 @@ def auto_renew_due(*, today: date | None = None) -> Batch | None:
         label="Auto-renewal",
         objects=candidates,
         job=JOB,
+        rejected=skipped,
         claim=claim,
+    )
+
+
+def _stopped(order: Order) -> bool:
+    # Suspended means someone stopped it: renewing would reactivate it on OneOffice.
+    return order.status == Order.Status.SUSPENDED
+
+
+def _skip_reason(order: Order) -> str:
+    return (
+        f"{order}: suspended, so not renewed automatically (someone stopped it; a renewal "
+        "would reactivate it). Renew it by hand to bring it back."
     )
 
 
@@ -106,9 +123,12 @@ def auto_renew_one(*, subscription: Order) -> Order:
     # The claim with the subscription's term end as stored now, not as the caller read it.
     claim = (
         subscription.auto_renewals.order_by("-created_at")
-        .values("term_end", "subscription__current_term_end")
+        .values("term_end", "subscription__current_term_end", "subscription__status")
         .first()
     )
+    if claim is not None and claim["subscription__status"] == Order.Status.SUSPENDED:
+        # Suspended since the claim: skipped all the same.
+        raise provisioning.NotAllowed(_skip_reason(subscription))
     term_end = claim["subscription__current_term_end"] if claim else None
     if claim is None or claim["term_end"] != term_end:
         raise provisioning.NotAllowed(
@@ -120,21 +140,30 @@ def auto_renew_one(*, subscription: Order) -> Order:
 
 def auto_renew_report(*, batch: Batch) -> int:
     """Email what an auto-renewal batch did: each account manager their customers', managers
-    everything. Returns the number of emails sent."""
+    everything. Returns the number of emails sent.
+
+    Each subscription is reported as it stands when the batch ends: renewed by the job,
+    skipped (suspended), renewed meanwhile by someone else (its term moved on past the term
+    the job claimed), or not renewed and still due."""
     items = list(batch.items.order_by("position"))
     orders = Order.objects.select_related("customer__account_manager").in_bulk(
         [item.object_id for item in items]
     )
-    renewed = [(orders.get(i.object_id), i) for i in items if i.state == BatchItem.State.DONE]
-    missed = [(orders.get(i.object_id), i) for i in items if i.state != BatchItem.State.DONE]
-    by_manager: dict[str, list[tuple[Order | None, BatchItem]]] = defaultdict(list)
-    for order, item in [*renewed, *missed]:
+    claimed = dict(
+        AutoRenewal.objects.filter(batch=batch).values_list("subscription_id", "term_end")
+    )
+    rows = [(orders.get(item.object_id), item) for item in items]
+    by_manager: dict[str, list[_Row]] = defaultdict(list)
+    every: list[_Row] = []
+    for order, item in rows:
+        row = (order, item, _fate(order, item, claimed.get(item.object_id)))
+        every.append(row)
         email = inbox(order.customer.account_manager) if order is not None else ""
         if email:
-            by_manager[email].append((order, item))
+            by_manager[email].append(row)
     sent = 0
     messages = [(email, mine) for email, mine in sorted(by_manager.items())]
-    messages.append((settings.MANAGERS_EMAIL, [*renewed, *missed]))
+    messages.append((settings.MANAGERS_EMAIL, every))
     for email, mine in messages:
         message = EmailMessage(
             subject=f"OneOffice auto-renewal: {_counts(mine)}",
@@ -150,36 +179,68 @@ def auto_renew_report(*, batch: Batch) -> int:
     return sent
 
 
-def _counts(rows) -> str:
-    done = sum(item.state == BatchItem.State.DONE for _, item in rows)
-    parts = [f"{done} renewed"]
-    if len(rows) - done:
-        parts.append(f"{len(rows) - done} NOT renewed")
+RENEWED = "renewed"
+SKIPPED = "skipped"
+RENEWED_MEANWHILE = "renewed meanwhile"
+MISSED = "NOT renewed"
+_Row = tuple[Order | None, BatchItem, str]
+
+
+def _fate(order: Order | None, item: BatchItem, claimed_end: date | None) -> str:
+    if item.state == BatchItem.State.DONE:
+        return RENEWED
+    if order is None:
+        return MISSED
+    if claimed_end is not None and order.current_term_end and order.current_term_end > claimed_end:
+        # Someone renewed it by hand (or a retry settled the job's own attempt): not due now.
+        return RENEWED_MEANWHILE
+    if _stopped(order) and item.state == BatchItem.State.REJECTED:
+        return SKIPPED
+    return MISSED
+
+
+def _counts(rows: list[_Row]) -> str:
+    parts = []
+    for fate in (RENEWED, MISSED, SKIPPED, RENEWED_MEANWHILE):
+        n = sum(row[2] == fate for row in rows)
+        if n or fate == RENEWED:
+            parts.append(f"{n} {fate}")
     return ", ".join(parts)
 
 
-def _line(order: Order | None, item: BatchItem) -> str:
+def _line(order: Order | None, item: BatchItem, fate: str) -> str:
     if order is None:
         return f"- {item.object_label}: {item.message}"
     line = f"- {order.number}  {order.customer.name} ({order.customer.code})"
-    if item.state == BatchItem.State.DONE:
+    if fate in (RENEWED, RENEWED_MEANWHILE):
         return f"{line}  now ends {order.current_term_end:%Y-%m-%d}"
+    if fate == SKIPPED:
+        return f"{line}  suspended\n  {admin_url(order)}"
     return f"{line}  {item.get_state_display()}: {item.message}\n  {admin_url(order)}"
 
 
-def _body(batch: Batch, rows) -> str:
-    done = [_line(o, i) for o, i in rows if i.state == BatchItem.State.DONE]
-    missed = [_line(o, i) for o, i in rows if i.state != BatchItem.State.DONE]
+_SECTIONS = (
+    (
+        MISSED,
+        "NOT renewed: these subscriptions are still due; renew them by hand "
+        "(an unknown outcome is retried automatically, check it first):",
+    ),
+    (
+        SKIPPED,
+        "Skipped, suspended: someone stopped these, and a renewal would reactivate them on "
+        "OneOffice. Renew one by hand to bring it back:",
+    ),
+    (RENEWED, "Renewed automatically:"),
+    (RENEWED_MEANWHILE, "Renewed meanwhile, not by this job (nothing to do):"),
+)
+
+
+def _body(batch: Batch, rows: list[_Row]) -> str:
     lines = []
-    if missed:
-        lines += [
-            "NOT renewed: these subscriptions are still due; renew them by hand "
-            "(an unknown outcome is retried automatically, check it first):",
-            *missed,
-            "",
-        ]
-    if done:
-        lines += ["Renewed automatically:", *done, ""]
+    for fate, heading in _SECTIONS:
+        mine = [_line(order, item, fate) for order, item, row_fate in rows if row_fate == fate]
+        if mine:
+            lines += [heading, *mine, ""]
     batch_url = settings.PORTAL_BASE_URL + reverse("admin:portal_batch_change", args=[batch.pk])
     lines += [
         f"The batch: {batch_url}",

@@ -104,7 +104,8 @@ def send_renewal_reminders(*, today: date | None = None) -> ReminderRun:
     says what failed. The queries it makes do not depend on the number due, only on the
     number of emails.
     """
-    today = today or timezone.localdate()
+    # Days left count from OneOffice's today, as the renewal window does.
+    today = today or terms.vendor_date()
     run = ReminderRun.objects.create()
     errors: list[str] = []
     try:
@@ -148,7 +149,7 @@ def reminder_resend(*, subscription: Order, by: AbstractBaseUser | None = None) 
     order = order_list_due_for_renewal().filter(pk=subscription.pk).first()
     if order is None:
         raise ReminderError(f"{subscription} is not due for renewal; no reminder was sent.")
-    today = timezone.localdate()
+    today = terms.vendor_date()
     manager_email = inbox(order.customer.account_manager)
     to = [manager_email] if manager_email else [settings.MANAGERS_EMAIL]
     cc = [settings.MANAGERS_EMAIL] if manager_email else []

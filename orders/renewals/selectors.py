@@ -1,13 +1,13 @@
-"""Read-only queries about orders. The renewal window is defined here and nowhere else."""
+"""Read-only queries about orders: the renewal states, as `terms.renewal_window` defines
+them on OneOffice's calendar."""
 
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from django.conf import settings
 from django.db.models import Case, Q, QuerySet, Value, When
-from django.utils import timezone
 
 from orders.models import Order
+from orders.renewals.terms import renewal_window
 
 DUE = "due"
 LAPSED = "lapsed"
@@ -35,13 +35,6 @@ _DUE_FIELDS = [
         for name in ("username", "first_name", "last_name", "email", "is_active")
     ),
 ]
-
-
-def renewal_window(*, today: date | None = None, days: int | None = None) -> tuple[date, date]:
-    """(today, last day of the window) in DJANGO_TIME_ZONE."""
-    today = today or timezone.localdate()
-    days = settings.ONEOFFICE_RENEWAL_WINDOW_DAYS if days is None else days
-    return today, today + timedelta(days=days)
 
 
 def renewal_state_q(state: str, *, today: date | None = None, days: int | None = None) -> Q:

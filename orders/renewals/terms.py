@@ -1,7 +1,7 @@
 """Term arithmetic, as OneOffice does it: calendar months and years, clamped to month end."""
 
 import calendar
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -43,3 +43,23 @@ def vendor_date(moment: datetime | None = None) -> date:
     when a term starts and how many days are left, so terms are dated in ONEOFFICE_TIME_ZONE."""
     zone = ZoneInfo(settings.ONEOFFICE_TIME_ZONE or settings.TIME_ZONE)
     return timezone.localtime(moment or timezone.now(), zone).date()
+
+
+def renewal_window(*, today: date | None = None, days: int | None = None) -> tuple[date, date]:
+    """(today, the last term end inside the renewal window), on OneOffice's calendar.
+
+    The one definition of "due": a subscription whose term ends on or before the last day is
+    one OneOffice renews now (ONEOFFICE_RENEWAL_WINDOW_DAYS; `days` for a shorter window, such
+    as auto-renewal's). Lists, filters, confirmations, the reminder and auto-renewal jobs and
+    the service's own check before sending all ask this.
+    """
+    today = vendor_date() if today is None else today
+    days = settings.ONEOFFICE_RENEWAL_WINDOW_DAYS if days is None else days
+    return today, today + timedelta(days=days)
+
+
+def renewal_opens(term_end: date) -> date:
+    """The first day, on OneOffice's calendar, on which a term ending `term_end` is due: the
+    day `renewal_window` first reaches it."""
+    today, last = renewal_window(today=term_end)
+    return term_end - (last - today)

@@ -39,6 +39,9 @@ class Provisioning:
     confirm: Callable[[object], str] | None = None
     # The permission one object needs, when it depends on the object (retry); else perms[0].
     object_perm: Callable[[object], str] | None = None
+    # The service's own check before sending: why it would refuse the object now ("" when it
+    # would send). What it refuses is said up front and not offered.
+    refusal: Callable[[object], str] | None = None
 
     def permission(self, obj) -> str:
         return self.object_perm(obj) if self.object_perm else self.perms[0]
@@ -48,16 +51,17 @@ class Provisioning:
         small selection and a batch (started, retried or sent again) each ask first."""
         return user.has_perm(self.permission(obj))
 
-    def refusal(self, obj) -> str:
+    def forbidden(self, obj) -> str:
         """What a person is told about an object `allows` refused them."""
         return f"{obj}: not sent. You may not {self.label.lower()}."
+
+    def refused(self, obj) -> str:
+        """Why the service would refuse `obj` now; "" when it would send it."""
+        return self.refusal(obj) if self.refusal else ""
 
 
 # A bulk confirmation lists this many of the objects, then says how many more.
 CONFIRM_LISTED = 50
-# How a confirmation line ends when the portal will refuse that object: those are listed
-# first and counted, so a long selection hides none of them.
-WILL_REFUSE = "the portal will refuse it."
 # The most objects one confirmation may cover: its ids come back as query parameters, and
 # SQLite takes at most 32,766 in one statement.
 CONFIRM_MAX = 20_000
@@ -74,7 +78,7 @@ def confirmed_ids(value: str) -> list[int] | None:
 def report(request: HttpRequest, modeladmin: admin.ModelAdmin, action: Provisioning, obj) -> bool:
     """Run one action on one object and tell the user what happened to it."""
     if not action.allows(request.user, obj):
-        modeladmin.message_user(request, action.refusal(obj), messages.ERROR)
+        modeladmin.message_user(request, action.forbidden(obj), messages.ERROR)
         return False
     operation = batches.operation(modeladmin.model, action.name)
     try:
@@ -218,9 +222,12 @@ class ProvisioningAdminMixin:
 
     def _confirmation(self, request, action: Provisioning, objects: list, *, bulk: bool):
         opts = self.model._meta
-        described = [(obj, action.confirm(obj)) for obj in objects]
-        # Those the portal will refuse first (the sort keeps the list's order otherwise).
-        items = sorted(described, key=lambda item: not item[1].endswith(WILL_REFUSE))
+        confirm = action.confirm or str
+        described = [(obj, confirm(obj), action.refused(obj)) for obj in objects]
+        # Those the portal will refuse first (the sort keeps the list's order otherwise): they
+        # are said up front and not sent, so the confirmation carries the others only.
+        items = sorted(described, key=lambda item: not item[2])
+        offered = [obj for obj, _, refusal in items if not refusal]
         return TemplateResponse(
             request,
             "admin/portal/confirm_provisioning.html",
@@ -231,10 +238,11 @@ class ProvisioningAdminMixin:
                 "action": action,
                 "items": items[:CONFIRM_LISTED],
                 "more": max(0, len(items) - CONFIRM_LISTED),
-                "refused": sum(1 for _, text in items if text.endswith(WILL_REFUSE)),
+                "refused": len(items) - len(offered),
+                "offered": len(offered),
                 # Posted back as one field, however many: a form field per object would pass
                 # Django's DATA_UPLOAD_MAX_NUMBER_FIELDS (1,000) on a large selection.
-                "confirmed_ids": ",".join(str(obj.pk) for obj in objects),
+                "confirmed_ids": ",".join(str(obj.pk) for obj in offered),
                 "bulk": bulk,
                 "action_name": f"{action.name}_selected",
                 "action_checkbox_name": ACTION_CHECKBOX_NAME,
@@ -280,11 +288,16 @@ class ProvisioningAdminMixin:
         return super().response_change(request, obj)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        buttons = []
+        buttons, not_offered = [], []
         if obj is not None:
             opts = self.model._meta
             for action in self.provisioning_actions:
                 if action.possible(obj) and action.allows(request.user, obj):
+                    refusal = action.refused(obj)
+                    if refusal:
+                        # Not offered: the page says why, and when it will be.
+                        not_offered.append({"action": action, "refusal": refusal})
+                        continue
                     url = reverse(
                         f"admin:{opts.app_label}_{opts.model_name}_provision",
                         args=[obj.pk, action.name],
@@ -301,6 +314,7 @@ class ProvisioningAdminMixin:
                     show_save=False, show_save_and_continue=False, show_save_and_add_another=False
                 )
         context["provisioning_buttons"] = buttons
+        context["provisioning_not_offered"] = not_offered
         return super().render_change_form(request, context, add, change, form_url, obj)
 
 

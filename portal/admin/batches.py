@@ -44,7 +44,7 @@ def start_batch(request, modeladmin, action, objects):
         # each one is checked, and those refused are settled at once, never sent.
         objects = list(objects)
         rejected = {
-            obj.pk: action.refusal(obj) for obj in objects if not action.allows(request.user, obj)
+            obj.pk: action.forbidden(obj) for obj in objects if not action.allows(request.user, obj)
         }
     batch = batches.batch_start(
         kind=modeladmin.model._meta.model_name,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date
 
-from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -297,21 +296,9 @@ def order_bring_in_line(
         raise NotAllowed(f"{order}: say what shows that OneOffice holds it as {status}.")
     with leased(order):
         reload(order)
-        if call is not None and (
-            order.oneoffice_status_call_id != call.pk or order.oneoffice_status != status
-        ):
-            raise NotAllowed(
-                f"{order}: OneOffice's latest answer does not prove it is {status}; nothing "
-                "was changed. Open its page to see what OneOffice said last."
-            )
-        if order.status == status:
-            raise NotAllowed(f"{order} is already {status}; nothing to bring in line.")
-        if not order.can(Order.Action.ALIGN):
-            raise NotAllowed(
-                f"{order} is {describe_state(order)}; settle that first, then bring it in line."
-            )
-        if order.renewals.filter(status=Order.Status.PENDING).exists():
-            raise NotAllowed(f"A renewal of {order} is not settled yet; settle it first.")
+        refusal = order_bring_in_line_refusal(order, status=status, call=call)
+        if refusal:
+            raise NotAllowed(refusal)
         who = by.get_username() if by is not None and by.pk else "the system"
         if call is not None:
             grounds = (
@@ -335,6 +322,31 @@ def order_bring_in_line(
     return order
 
 
+def order_bring_in_line_refusal(
+    order: Order, *, status: str | None = None, call: ProvisioningCall | None = None
+) -> str:
+    """Why `order_bring_in_line` refuses to record `order` as `status` on the proof of `call`
+    (by default, what the subscription's latest proof says); "" when it would."""
+    if status is None:
+        status, call = order.oneoffice_status, order.oneoffice_status_call
+        if not status:
+            return f"{order}: no answer from OneOffice proves another status."
+    if call is not None and (
+        order.oneoffice_status_call_id != call.pk or order.oneoffice_status != status
+    ):
+        return (
+            f"{order}: OneOffice's latest answer does not prove it is {status}; nothing "
+            "was changed. Open its page to see what OneOffice said last."
+        )
+    if order.status == status:
+        return f"{order} is already {status}; nothing to bring in line."
+    if not order.can(Order.Action.ALIGN):
+        return f"{order} is {describe_state(order)}; settle that first, then bring it in line."
+    if order.renewals.filter(status=Order.Status.PENDING).exists():
+        return f"A renewal of {order} is not settled yet; settle it first."
+    return ""
+
+
 def order_permission_for(order: Order) -> str:
     """The permission codename a person needs to retry what is pending on `order`."""
     action = Order.Action.RENEW if not order.is_first_order else order.pending_action
@@ -355,24 +367,38 @@ def _term_end_of(subscription: Order) -> date:
     return subscription.current_term_end
 
 
-def _check_renewable(order: Order) -> None:
+def order_renew_refusal(order: Order, *, today: date | None = None) -> str:
+    """Why the portal refuses to renew the subscription `order` now, sending nothing; "" when
+    it would send the renewal. The check `order_renew` runs before sending, and what the
+    screens ask before they offer Renew. `today` is OneOffice's (by default, now)."""
+    if not order.is_first_order:
+        return f"{order} is a renewal; renew its first order {order.parent}."
     if order.status == Order.Status.CANCELLED:
-        raise NotAllowed(f"{order} is cancelled; cancelled subscriptions cannot be renewed.")
+        return f"{order} is cancelled; cancelled subscriptions cannot be renewed."
     if not order.can(Order.Action.RENEW):
-        raise NotAllowed(
+        return (
             f"{order} is {describe_state(order)}; only active or suspended subscriptions "
             "can be renewed."
         )
-    window = settings.ONEOFFICE_RENEWAL_WINDOW_DAYS
-    # OneOffice counts the days left from its own today.
-    term_end = _term_end_of(order)
-    left = terms.days_left(term_end, terms.vendor_date())
-    if left > window:
-        opens = term_end - timedelta(days=window)
-        raise NotAllowed(
+    if order.current_term_end is None:
+        return f"{order} has no term end; it has not been placed."
+    today, last = terms.renewal_window(today=today)
+    term_end = order.current_term_end
+    if term_end > last:
+        window = (last - today).days
+        left = terms.days_left(term_end, today)
+        opens = terms.renewal_opens(term_end)
+        return (
             f"{order} has {left} days left on its term (ends {term_end:%d %b %Y}); "
             f"OneOffice renews only in the last {window} days, from {opens:%d %b %Y}."
         )
+    return ""
+
+
+def _check_renewable(order: Order) -> None:
+    refusal = order_renew_refusal(order)
+    if refusal:
+        raise NotAllowed(refusal)
 
 
 def _change_subscription(

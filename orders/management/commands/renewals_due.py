@@ -2,7 +2,6 @@ import csv
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
 from orders.renewals import terms
 from orders.renewals.selectors import order_list_due_for_renewal
@@ -41,7 +40,7 @@ class Command(BaseCommand):
     def handle(self, *args, days, output_format, **options):
         if days is not None and days < 0:
             raise CommandError("--days must be 0 or more.")
-        today = timezone.localdate()
+        today = terms.vendor_date()
         rows = []
         for order in order_list_due_for_renewal(today=today, days=days):
             rows.append(
