@@ -825,3 +825,64 @@ def test_auto_renewal_report_does_not_list_one_renewed_by_hand_as_not_renewed(
     assert "NOT renewed" not in report.body
     meanwhile = report.body.split("Renewed meanwhile")[1]
     assert by_hand.number in meanwhile and by_job.number not in meanwhile
+
+
+# A finished batch's page tells the truth later too ------------------------------------------
+
+
+def test_a_batch_whose_failures_went_through_since_no_longer_offers_them(staff, sandbox):
+    orders = _drafts(6)
+    sandbox.inject("createFirstOrder", "respond", status=400, body='"no capacity"')
+    sandbox.inject("createFirstOrder", "500-before")
+    with override_settings(ONEOFFICE_MAX_IN_FLIGHT=1):
+        _bulk(staff, "place_selected", orders)
+    batch = Batch.objects.get()
+    url = reverse("admin:portal_batch_change", args=[batch.pk])
+    before = staff.get(url).content.decode()
+    assert "Not everything went through." in before
+    assert {"Retry them", "Send them again"} <= set(_buttons(staff.get(url)))
+
+    # Fixed meanwhile: the refused one placed by hand, the unknown one settled by its retry.
+    for item in batch.items.exclude(state=State.DONE):
+        order = Order.objects.get(pk=item.object_id)
+        if order.can_retry():
+            provisioning.order_retry(order=order)
+        else:
+            provisioning.order_place(order=order)
+
+    after = staff.get(url).content.decode()
+    assert "Not everything went through." not in after
+    assert _buttons(staff.get(url)) == []
+    assert "2 that did not go through here went through since" in after
+    assert after.count("went through since</small>") == 2
+    again = reverse("admin:portal_batch_again", args=[batch.pk, "same"])
+    staff.post(again)
+    assert Batch.objects.count() == 1
+
+
+def test_send_them_again_leaves_out_refusals_nobody_can_fix(staff, sandbox):
+    customer = service.registered()
+    # Placed 26 days ago, their monthly terms end within the window; the others just now.
+    due = [service.placed(timezone.localdate() - timedelta(days=26), customer=customer)]
+    due += [service.placed(due[0].term_start, customer=customer) for _ in range(3)]
+    early = service.placed_many(2, customer=customer)
+    # Sent without the confirmation, so the early ones reach the service and are refused.
+    data = {
+        "action": "renew_selected",
+        ACTION_CHECKBOX_NAME: [o.pk for o in [*due, *early]],
+        "post": "yes",
+        "index": 0,
+    }
+    sandbox.inject("createRenewalOrder", "respond", status=400, body='"payment overdue"')
+    with override_settings(ONEOFFICE_MAX_IN_FLIGHT=1):
+        staff.post(ORDERS, data)
+    batch = Batch.objects.get()
+    assert batch.items.filter(state=State.REJECTED).count() == 2
+    assert batch.items.filter(state=State.REFUSED).count() == 1
+
+    response = staff.post(reverse("admin:portal_batch_again", args=[batch.pk, "same"]), follow=True)
+
+    again = Batch.objects.exclude(pk=batch.pk).get()
+    refused_by_oneoffice = batch.items.get(state=State.REFUSED).object_id
+    assert list(again.items.values_list("object_id", flat=True)) == [refused_by_oneoffice]
+    assert "2 of them not sent again: the portal would refuse them" in response.content.decode()

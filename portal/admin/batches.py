@@ -3,6 +3,8 @@ got, item by item, until it is finished."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -147,9 +149,20 @@ class BatchAdmin(admin.ModelAdmin):
         page = Paginator(batch.items.order_by("position"), ITEMS_PER_PAGE).get_page(
             request.GET.get("p")
         )
+        fixed = batches.fixed_ids(batch) if batch.finished_at else set()
+        fixed_states = Counter(
+            batch.items.filter(object_id__in=fixed).values_list("state", flat=True)
+        )
         not_through = {
-            "refused": counts[State.REFUSED] + counts[State.REJECTED],
-            "unsettled": counts[State.UNKNOWN] + counts[State.NOT_NOW],
+            "refused": counts[State.REFUSED]
+            + counts[State.REJECTED]
+            - fixed_states[State.REFUSED]
+            - fixed_states[State.REJECTED],
+            "unsettled": counts[State.UNKNOWN]
+            + counts[State.NOT_NOW]
+            - fixed_states[State.UNKNOWN]
+            - fixed_states[State.NOT_NOW],
+            "fixed": len(fixed),
         }
         ids = batches.not_through_ids(batch)[:LINKED_IDS] if batch.finished_at else []
         # Buttons only for what this person may do.
@@ -165,6 +178,7 @@ class BatchAdmin(admin.ModelAdmin):
             "settled": settled,
             "percent": int(100 * settled / batch.total) if batch.total else 100,
             "page": page,
+            "fixed": fixed,
             "refresh": None if batch.finished_at else REFRESH_SECONDS,
             "not_through": not_through,
             "not_through_url": _not_through_url(batch, ids),
@@ -184,9 +198,20 @@ class BatchAdmin(admin.ModelAdmin):
             raise PermissionDenied
         model_admin = self.admin_site._registry[_model(batch)]
         states = AGAIN[which][0]
-        objects = list(
+        candidates = list(
             model_admin.get_queryset(request).filter(pk__in=batches.not_through_ids(batch, states))
         )
+        # What the portal would refuse again (the service's own check, the object's state) is
+        # not sent again: nobody fixed it, and nobody can by sending it.
+        objects = [obj for obj in candidates if action.possible(obj) and not action.refused(obj)]
+        left_out = len(candidates) - len(objects)
+        if left_out:
+            self.message_user(
+                request,
+                f"{left_out} of them not sent again: the portal would refuse them as they "
+                "stand (see each one's page).",
+                messages.WARNING,
+            )
         if not objects:
             self.message_user(request, "Nothing to send: no item is in that state.", messages.INFO)
             return HttpResponseRedirect(reverse("admin:portal_batch_change", args=[batch.pk]))

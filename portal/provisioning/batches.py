@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connections, transaction
-from django.db.models import Count, Exists, F, Q, QuerySet, Subquery, Window
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.functions import Left, RowNumber
 from django.utils import timezone
 from django_q.tasks import async_task
@@ -582,10 +582,44 @@ def counts(batch: Batch) -> dict[str, int]:
     return {state: found.get(state, 0) for state in State.values}
 
 
-def not_through_ids(batch: Batch, states: Iterable[str] = NOT_THROUGH) -> list[int]:
-    """Ids of the objects whose item ended in one of `states`."""
-    return list(
-        batch.items.filter(state__in=list(states))
-        .order_by("position")
-        .values_list("object_id", flat=True)
+def _fixed_later(batch: Batch) -> Exists | None:
+    """Whether an item's object went through after the item ended: a later call of the batch's
+    method about it succeeded (another batch, a click, an automatic retry). None for an
+    operation that sends nothing (a person's decision)."""
+    operation = OPERATIONS[(batch.kind, batch.action)]
+    if not operation.method and batch.action != "retry":
+        return None
+    calls = ProvisioningCall.objects.filter(
+        outcome=ProvisioningCall.Outcome.OK, started_at__gte=OuterRef("finished_at")
     )
+    if operation.method:
+        calls = calls.filter(method=operation.method)
+    if batch.kind == Batch.Kind.CUSTOMER:
+        calls = calls.filter(customer_id=OuterRef("object_id"), order__isnull=True)
+    else:
+        # A renewal's calls are about the renewal row, whose parent is the subscription.
+        calls = calls.filter(
+            Q(order_id=OuterRef("object_id")) | Q(order__parent_id=OuterRef("object_id"))
+        )
+    return Exists(calls)
+
+
+def fixed_ids(batch: Batch) -> set[int]:
+    """Objects whose item did not go through but that went through since: the batch page no
+    longer counts them as not done, nor offers to send them again."""
+    fixed = _fixed_later(batch)
+    if fixed is None:
+        return set()
+    return set(
+        batch.items.filter(state__in=NOT_THROUGH).filter(fixed).values_list("object_id", flat=True)
+    )
+
+
+def not_through_ids(batch: Batch, states: Iterable[str] = NOT_THROUGH) -> list[int]:
+    """Ids of the objects whose item ended in one of `states` and that have not gone through
+    since."""
+    items = batch.items.filter(state__in=list(states))
+    fixed = _fixed_later(batch)
+    if fixed is not None:
+        items = items.exclude(fixed)
+    return list(items.order_by("position").values_list("object_id", flat=True))
