@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from django.db.models import Case, Q, QuerySet, Value, When
+from django.utils import timezone
 
 from orders.models import Order
 from orders.renewals.terms import renewal_window
