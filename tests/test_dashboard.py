@@ -144,6 +144,7 @@ def test_dashboard_offers_no_provisioning(manager_client):
 
     html = manager_client.get(URL).content.decode()
 
+    assert "Terms ending per week" in html.split('id="content-main"')[1]
     assert "<form" not in html.split('id="content-main"')[1]
 
 
@@ -178,6 +179,7 @@ def test_admin_index_hides_dashboard_link_without_view_order(client):
 
     html = client.get(reverse("admin:index")).content.decode()
 
+    assert f'href="{reverse("admin:customers_customer_changelist")}"' in html
     assert f'href="{URL}"' not in html
 
 

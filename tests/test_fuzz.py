@@ -21,7 +21,7 @@ from django.test import RequestFactory
 from django.urls import URLResolver, get_resolver, reverse
 
 from portal.ops.middleware import model_admin_of
-from tests.factories import OrderFactory
+from tests.factories import RenewalFactory
 
 OUR_APPS = {"portal", "customers", "orders"}
 NUL = "\x00"
@@ -140,7 +140,7 @@ def existing(superuser, active_order, order_in):
     """An object of each kind in a few states, so real ids are fuzzed beside crafted ones."""
     order_in("draft")
     order_in("pending")
-    OrderFactory(customer=active_order.customer, parent=active_order, status="active")
+    RenewalFactory(parent=active_order)
     return active_order
 
 

@@ -248,10 +248,12 @@ def test_order_export_allowed_for_managers_and_sales(client, request, role):
 
 def test_order_export_refused_without_export_permission(client, view_only_user):
     client.force_login(view_only_user)
+    order = OrderFactory(active=True)
 
     response = client.get(LIST_URL)
 
     assert response.status_code == 200
+    assert order.number in response.content.decode()
     assert EXPORT_URL not in response.content.decode()
     assert client.get(EXPORT_URL).status_code == 403
 
@@ -277,7 +279,7 @@ def test_roles_grant_export_to_managers_and_sales():
 
 
 def test_order_list_offers_managers_no_provisioning(manager_client):
-    OrderFactory(active=True)
+    order = OrderFactory(active=True)
 
     response = manager_client.get(LIST_URL)
 
@@ -285,6 +287,7 @@ def test_order_list_offers_managers_no_provisioning(manager_client):
     actions = {value for value, _ in form.fields["action"].choices} if form else set()
     provisioning = {f"{name}_selected" for name in ("place", "renew", "suspend", "cancel", "retry")}
     assert not actions & provisioning
+    assert order.number in response.content.decode()
     assert "oneoffice/" not in response.content.decode()
 
 

@@ -169,27 +169,54 @@ def test_order_value_in_a_currency_without_cents():
     ) == D("452")
 
 
-@given(
-    licenses=st.integers(1, 100_000),
-    unit_cents=st.integers(0, 10**10),
-    discount_hundredths=st.integers(0, 10_000),
-)
-def test_order_value_is_the_exact_product_rounded_half_up(
-    licenses, unit_cents, discount_hundredths
-):
-    unit = D(unit_cents) / 10_000
-    discount = D(discount_hundredths) / 100
+# Kept share of the price after a discount, in hundredths of a percent, that divides
+# 5 × 10^5: with an odd count of licenses and an odd multiple of 5 × 10^5 / kept as the unit
+# price (in 1/10,000), the exact value ends in exactly half a cent.
+HALFWAY_KEPT = [kept for kept in range(1, 10_001) if 500_000 % kept == 0]
 
-    value = pricing.order_value(
-        licenses=licenses, unit_price=unit, discount_percent=discount, currency="EUR"
+
+@st.composite
+def halfway_cases(draw) -> tuple[int, int, int]:
+    """(licenses, unit price in 1/10,000, discount in 1/100 %) worth exactly n + ½ cents."""
+    licenses = 2 * draw(st.integers(0, 49_999)) + 1
+    kept = draw(st.sampled_from(HALFWAY_KEPT))
+    unit = (2 * draw(st.integers(0, 9_999)) + 1) * 500_000 // kept
+    return licenses, unit, 10_000 - kept
+
+
+any_cases = st.tuples(st.integers(1, 100_000), st.integers(0, 10**10), st.integers(0, 10_000))
+
+
+def _exact(licenses: int, unit: int, discount: int) -> Fraction:
+    return Fraction(licenses) * Fraction(unit, 10_000) * (100 - Fraction(discount, 100)) / 100
+
+
+def _value(licenses: int, unit: int, discount: int) -> Decimal:
+    return pricing.order_value(
+        licenses=licenses,
+        unit_price=D(unit) / 10_000,
+        discount_percent=D(discount) / 100,
+        currency="EUR",
     )
 
-    exact = Fraction(licenses) * Fraction(unit) * (100 - Fraction(discount)) / 100
+
+@given(case=st.one_of(any_cases, halfway_cases()))
+def test_order_value_is_the_exact_product_rounded_half_up(case):
+    value, exact = _value(*case), _exact(*case)
+
     assert abs(Fraction(value) - exact) <= Fraction(1, 200)
     # Exactly halfway goes up, never down.
     if (exact * 100) % 1 == Fraction(1, 2):
-        assert Fraction(value) > exact
+        assert Fraction(value) == exact + Fraction(1, 200)
     assert value.as_tuple().exponent == -2
+
+
+@given(case=halfway_cases())
+def test_order_value_rounds_every_halfway_value_up(case):
+    exact = _exact(*case)
+    assert (exact * 100) % 1 == Fraction(1, 2)
+
+    assert Fraction(_value(*case)) == exact + Fraction(1, 200)
 
 
 # Discount ----------------------------------------------------------------------------------------

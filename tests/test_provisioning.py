@@ -1289,4 +1289,6 @@ def test_admin_resolves_an_ambiguous_renewal_after_confirmation(
     renewal.refresh_from_db()
     assert renewal.status == status
     assert [m.level_tag for m in response.context["messages"]] == ["success"]
-    assert url not in client.get(change_url(renewal)).content.decode()
+    page = client.get(change_url(renewal)).content.decode()
+    assert renewal.number in page
+    assert url not in page

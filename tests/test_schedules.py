@@ -1,7 +1,7 @@
 """The daily reminder schedule: registered once, at the configured local time, never at once."""
 
 import io
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,7 +13,7 @@ from django_q.brokers import get_broker
 from django_q.conf import Conf
 from django_q.models import Schedule
 from django_q.scheduler import scheduler
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
@@ -153,20 +153,70 @@ def test_scheduled_job_keeps_its_local_time_across_a_dst_change(settings, monkey
     assert ReminderRun.objects.count() == 1
 
 
+ZONES = ["Pacific/Auckland", "America/Los_Angeles", "Europe/London", "UTC"]
+YEARS = (datetime(2024, 1, 1, tzinfo=UTC), datetime(2033, 1, 1, tzinfo=UTC))
+
+
+def _offset_changes(zone: str) -> list[datetime]:
+    """The instants (UTC) in YEARS at which `zone`'s clocks change, found week, day, then
+    quarter hour at a time."""
+    tz, changes = ZoneInfo(zone), []
+
+    def offset(at: datetime) -> timedelta | None:
+        return at.astimezone(tz).utcoffset()
+
+    def first_change(start: datetime, step: timedelta) -> datetime:
+        while offset(start + step) == offset(start):
+            start += step
+        return start
+
+    week = YEARS[0]
+    while week < YEARS[1]:
+        if offset(week) != offset(week + timedelta(7)):
+            day = first_change(week, timedelta(1))
+            changes.append(first_change(day, timedelta(minutes=15)) + timedelta(minutes=15))
+        week += timedelta(7)
+    return changes
+
+
+CHANGES = {zone: _offset_changes(zone) for zone in ZONES}
+
+
+@st.composite
+def occurrence_cases(draw) -> tuple[str, datetime, int, int]:
+    """(zone, now, hour, minute): any moment and time of day; as often, a wall time around a
+    clock change (the hour it skips or repeats), asked up to a day before it; or `now` exactly at
+    the asked time."""
+    kind = draw(st.sampled_from(["any", "clock change", "clock change", "exactly then"]))
+    zones = [zone for zone in ZONES if CHANGES[zone]] if kind == "clock change" else ZONES
+    zone = draw(st.sampled_from(zones))
+    tz = ZoneInfo(zone)
+    now = draw(
+        st.datetimes(YEARS[0].replace(tzinfo=None), datetime(2032, 12, 31), timezones=st.just(UTC))
+    )
+    wall = now.astimezone(tz) + timedelta(minutes=draw(st.integers(0, 24 * 60 - 1)))
+    if kind == "clock change":
+        change = draw(st.sampled_from(CHANGES[zone]))
+        before = (change - timedelta(minutes=1)).astimezone(tz)
+        # The hour before the change, which a fall back repeats; the hour after the clocks'
+        # last minute before it, which a spring forward skips.
+        wall = before + timedelta(minutes=draw(st.integers(-59, 60)))
+        now = change + timedelta(minutes=draw(st.integers(-25 * 60, 2 * 60)))
+    elif kind == "exactly then":
+        now = now.replace(second=0, microsecond=0)
+        wall = now.astimezone(tz)
+    return zone, now, wall.hour, wall.minute
+
+
 @hypothesis_settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(
-    zone=st.sampled_from(["Pacific/Auckland", "America/Los_Angeles", "Europe/London", "UTC"]),
-    now=st.datetimes(
-        datetime(2024, 1, 1), datetime(2032, 12, 31), timezones=st.just(ZoneInfo("UTC"))
-    ),
-    hour=st.integers(0, 23),
-    minute=st.integers(0, 59),
-)
-def test_next_occurrence_is_the_first_later_instant_at_that_local_time(
-    settings, zone, now, hour, minute
-):
+@given(case=occurrence_cases())
+# 02:30 does not exist on 14 Mar 2027 in Los Angeles; 01:30 happens twice on 7 Nov 2027.
+@example(case=("America/Los_Angeles", datetime(2027, 3, 14, 4, 0, tzinfo=UTC), 2, 30))
+@example(case=("America/Los_Angeles", datetime(2027, 11, 7, 7, 0, tzinfo=UTC), 1, 30))
+def test_next_occurrence_is_the_first_later_instant_at_that_local_time(settings, case):
+    zone, now, hour, minute = case
     settings.TIME_ZONE = zone
 
     result = next_occurrence(time(hour, minute), now=now)

@@ -70,28 +70,39 @@ def mail_text() -> str:
     return "\n".join(parts)
 
 
-def _post(client: Client, obj, name: str):
+def _button(obj, name: str) -> tuple[str, dict]:
+    """The URL of an object's provisioning button, and what its confirmation posts."""
     opts = obj._meta
     url = reverse(f"admin:{opts.app_label}_{opts.model_name}_provision", args=[obj.pk, name])
-    return client.post(url, {"post": "yes"})
+    return url, {"post": "yes"}
+
+
+def _post(client: Client, obj, name: str):
+    return client.post(*_button(obj, name))
 
 
 def _run_every_flow(client: Client, sandbox, canary: str, capture) -> dict[str, str]:
-    """Every provisioning flow through the admin, good and bad; returns the pages seen."""
+    """Every provisioning flow through the admin, good and bad; returns the pages seen, each
+    as the person reads it after the click (with its messages)."""
     pages: dict[str, str] = {}
 
-    def page(name: str, response) -> None:
+    def page(name: str, response, shows: str) -> None:
+        """Keep the page, which must show `shows`: a page that shows nothing proves nothing."""
         pages[name] = response.content.decode(errors="replace")
         assert response.status_code < 500, (name, response.status_code)
+        assert shows in pages[name], (name, shows)
+
+    def click(obj, button: str) -> object:
+        return client.post(*_button(obj, button), follow=True)
 
     # The happy path, by the buttons.
     customer = CustomerFactory()
-    page("register", _post(client, customer, "register"))
+    page("register", click(customer, "register"), customer.code)
     order = OrderFactory(customer=customer)
-    page("place", _post(client, order, "place"))
-    page("renew", _post(client, order, "renew"))
-    page("suspend", _post(client, order, "suspend"))
-    page("cancel", _post(client, order, "cancel"))
+    page("place", click(order, "place"), order.number)
+    page("renew", click(order, "renew"), order.number)
+    page("suspend", click(order, "suspend"), order.number)
+    page("cancel", click(order, "cancel"), order.number)
     assert Order.objects.get(pk=order.pk).status == Order.Status.CANCELLED
 
     # Every kind of failure, on a customer of its own each.
@@ -112,36 +123,43 @@ def _run_every_flow(client: Client, sandbox, canary: str, capture) -> dict[str, 
         failing = CustomerFactory()
         sandbox.inject("createCustomer", fault, **options)
         with capture(execute=True):
-            page(f"register {fault} {options}", _post(client, failing, "register"))
+            page(f"register {fault} {options}", click(failing, "register"), failing.code)
     # Nothing listening, then a key the vendor does not accept.
     sandbox.refuse_connections()
     with capture(execute=True):
-        page("register refused", _post(client, CustomerFactory(), "register"))
+        refused = CustomerFactory()
+        page("register refused", click(refused, "register"), refused.code)
     sandbox.accept_connections()
     sandbox.api_key = "another-key"
     with capture(execute=True):
-        page("register wrong key", _post(client, CustomerFactory(), "register"))
+        unknown_key = CustomerFactory()
+        page("register wrong key", click(unknown_key, "register"), unknown_key.code)
     sandbox.api_key = canary
 
     # Retries by hand until automatic retries are used up: the managers' email.
     for pending in Customer.objects.filter(status=Customer.Status.PENDING):
         sandbox.inject("createCustomer", "500-before")
         with capture(execute=True):
-            page(f"retry {pending.pk}", _post(client, pending, "retry"))
+            page(f"retry {pending.pk}", click(pending, "retry"), pending.code)
     assert mail.outbox, "retries were not exhausted; the email path was not exercised"
 
     # The pages where calls, errors and mirrored data are shown.
-    page("call log", client.get(reverse("admin:portal_provisioningcall_changelist")))
+    calls = reverse("admin:portal_provisioningcall_changelist")
+    page("call log", client.get(calls), "createCustomer")
     for call in ProvisioningCall.objects.all():
         url = reverse("admin:portal_provisioningcall_change", args=[call.pk])
-        page(f"call {call.pk}", client.get(url))
+        page(f"call {call.pk}", client.get(url), call.method)
     for obj in [*Customer.objects.all(), *Order.objects.all()]:
         opts = obj._meta
         url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
-        page(f"{obj} page", client.get(url))
-    page("customers", client.get(reverse("admin:customers_customer_changelist")))
-    page("attention", client.get(reverse("admin:customers_customer_changelist") + "?attention=yes"))
-    page("orders", client.get(reverse("admin:orders_order_changelist")))
+        shows = obj.code if isinstance(obj, Customer) else obj.number
+        page(f"{obj} page", client.get(url), shows)
+    customers = reverse("admin:customers_customer_changelist")
+    page("customers", client.get(customers), customer.code)
+    page("attention", client.get(customers + "?attention=yes"), "attention")
+    page("orders", client.get(reverse("admin:orders_order_changelist")), order.number)
+    # What the vendor quoted back was shown, with the key taken out.
+    assert any("[redacted]" in text for text in pages.values())
     return pages
 
 
@@ -250,6 +268,7 @@ def test_canary_key_not_on_the_500_page_nor_in_the_error_email(
     response = client.post(_crash_url(crashing_renewal))
 
     assert response.status_code == 500
+    assert "Server Error" in response.content.decode()
     assert canary not in response.content.decode()
     # Django mails the full error report to ADMINS; the filter must cleanse it there too.
     assert [m.to for m in mail.outbox] == [["ops@reseller.example"]]

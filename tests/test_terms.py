@@ -1,7 +1,7 @@
 """Term arithmetic as OneOffice does it: calendar months and years, clamped to month end."""
 
 import calendar
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from hypothesis import given
@@ -9,7 +9,18 @@ from hypothesis import strategies as st
 
 from orders.renewals import terms
 
-DATES = st.dates(min_value=date(1990, 1, 1), max_value=date(2300, 12, 31))
+# Any day, and as often the last four days of a month (century years included) and leap
+# days: the days a month or a year on gets clamped from.
+MONTH_ENDS = st.builds(
+    lambda year, month, back: terms.add_months(date(year, month, 1), 1) - timedelta(days=back),
+    st.one_of(st.integers(1990, 2299), st.sampled_from([2000, 2100, 2200])),
+    st.integers(1, 12),
+    st.integers(1, 4),
+)
+LEAP_DAYS = st.integers(1990, 2299).filter(calendar.isleap).map(lambda year: date(year, 2, 29))
+DATES = st.one_of(
+    st.dates(min_value=date(1990, 1, 1), max_value=date(2300, 12, 31)), MONTH_ENDS, LEAP_DAYS
+)
 
 
 def _month_index(day: date) -> int:

@@ -29,15 +29,19 @@ def next_occurrence(at: time, *, now: datetime | None = None) -> datetime:
 
     A local time skipped by a DST change runs at the same wall time shifted forward.
     """
-    zone = ZoneInfo(settings.TIME_ZONE)
-    now = (now or timezone.now()).astimezone(zone)
-    day: date = now.date()
+    zone, utc = ZoneInfo(settings.TIME_ZONE), ZoneInfo("UTC")
+    # Compared as instants: aware datetimes of one zone compare by wall time, which gets the
+    # hour a fall back repeats wrong.
+    now = (now or timezone.now()).astimezone(utc)
+    day: date = now.astimezone(zone).date()
     while True:
-        candidate = datetime.combine(day, at, tzinfo=zone)
-        # Round-tripping through UTC resolves a wall time that does not exist that day.
-        candidate = candidate.astimezone(ZoneInfo("UTC")).astimezone(zone)
-        if candidate > now:
-            return candidate
+        # The earlier of a repeated wall time first. Through UTC, a wall time that does not
+        # exist that day resolves to the same wall time shifted forward.
+        for fold in (0, 1):
+            local = datetime.combine(day, at, tzinfo=zone).replace(fold=fold)
+            candidate = local.astimezone(utc)
+            if candidate > now:
+                return candidate.astimezone(zone)
         day += timedelta(days=1)
 
 
