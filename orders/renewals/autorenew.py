@@ -21,7 +21,7 @@ from django.db.models import Exists, OuterRef
 from django.urls import reverse
 
 from orders.models import AutoRenewal, Order
-from orders.renewals.selectors import DUE, renewal_state_q
+from orders.renewals.selectors import DUE, renewal_state_q, term_end_of
 from portal import provisioning
 from portal.core.people import inbox
 from portal.models import Batch, BatchItem, ProvisioningCall
@@ -83,7 +83,7 @@ def auto_renew_due(*, today: date | None = None) -> Batch | None:
     def claim(batch: Batch, objects: list[Order]) -> list[Order]:
         AutoRenewal.objects.bulk_create(
             [
-                AutoRenewal(subscription=order, term_end=order.current_term_end, batch=batch)
+                AutoRenewal(subscription=order, term_end=term_end_of(order), batch=batch)
                 for order in objects
             ],
             ignore_conflicts=True,

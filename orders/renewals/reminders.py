@@ -29,7 +29,7 @@ from django.utils import timezone
 from orders.models import Order, ReminderRun, RenewalReminder
 from orders.money.pricing import format_money
 from orders.renewals import terms
-from orders.renewals.selectors import order_list_due_for_renewal
+from orders.renewals.selectors import order_list_due_for_renewal, term_end_of
 from portal.core.inputs import one_line
 from portal.core.people import display_name, display_name_of, inbox, inbox_of
 from portal.core.sql import insert_select
@@ -76,6 +76,7 @@ class _Item:
     @classmethod
     def from_order(cls, order: Order, today: date) -> _Item:
         manager = order.customer.account_manager
+        term_end = term_end_of(order)
         return cls(
             reminder_id=None,
             order_id=order.pk,
@@ -84,8 +85,8 @@ class _Item:
             customer_code=order.customer.code,
             product=order.product,
             licenses=order.licenses,
-            term_end=order.current_term_end,
-            days_left=terms.days_left(order.current_term_end, today),
+            term_end=term_end,
+            days_left=terms.days_left(term_end, today),
             manager_id=manager.pk if manager else None,
             manager_email=inbox(manager),
             manager_name=display_name(manager),
@@ -155,9 +156,9 @@ def reminder_resend(*, subscription: Order, by: AbstractBaseUser | None = None) 
     cc = [settings.MANAGERS_EMAIL] if manager_email else []
     reminder = RenewalReminder.objects.create(
         subscription=order,
-        term_end=order.current_term_end,
+        term_end=term_end_of(order),
         forced=True,
-        requested_by=by if by is not None and by.pk else None,
+        requested_by_id=by.pk if by is not None and by.pk else None,
     )
     item = _Item.from_order(order, today)
     message = EmailMessage(
@@ -276,7 +277,7 @@ def _deliver(run: ReminderRun, items: list[_Item], today: date, errors: list[str
 
     claimed = RenewalReminder.objects.filter(run=run, forced=False)
     for email, mine in sorted(by_email.items()):
-        managers = sorted({item.manager_id for item in mine})
+        managers = sorted({item.manager_id for item in mine if item.manager_id is not None})
         message = EmailMessage(
             subject=f"OneOffice renewals for your customers: {_counts(mine)}",
             body=_body(

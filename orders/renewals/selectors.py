@@ -38,6 +38,13 @@ _DUE_FIELDS = [
 ]
 
 
+def term_end_of(subscription: Order) -> date:
+    """The current term end of a subscription these selectors returned: each has one."""
+    if subscription.current_term_end is None:
+        raise ValueError(f"{subscription} has no current term.")
+    return subscription.current_term_end
+
+
 def renewal_state_q(state: str, *, today: date | None = None, days: int | None = None) -> Q:
     """The predicate for one renewal state of subscriptions (first orders, active or suspended).
 

@@ -78,5 +78,9 @@ class AsciiPositiveIntegerField(models.PositiveIntegerField):
             _ascii_integer(value)
         return super().to_python(value)
 
-    def formfield(self, **kwargs):
-        return super().formfield(**{"form_class": AsciiIntegerFormField, **kwargs})
+    def formfield(self, form_class=None, choices_form_class=None, **kwargs):
+        return super().formfield(
+            form_class=form_class or AsciiIntegerFormField,
+            choices_form_class=choices_form_class,
+            **kwargs,
+        )

@@ -4,6 +4,7 @@ of rows, on SQLite and PostgreSQL alike."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from django.db import connections
 from django.db.models import Model, QuerySet
@@ -14,7 +15,7 @@ def insert_select(
     columns: Sequence[str],
     source: QuerySet,
     select: str,
-    params: Sequence[object] = (),
+    params: Sequence[Any] = (),
     *,
     suffix: str = "",
 ) -> int:
@@ -28,7 +29,8 @@ def insert_select(
     connection = connections[alias]
     source_sql, source_params = source.query.get_compiler(alias).as_sql()
     qn = connection.ops.quote_name
-    names = ", ".join(qn(model._meta.get_field(name).column) for name in columns)
+    column = {field.name: field.column for field in model._meta.concrete_fields}
+    names = ", ".join(qn(column[name]) for name in columns)
     sql = (
         f"INSERT INTO {qn(model._meta.db_table)} ({names}) "
         f"SELECT {select} FROM ({source_sql}) src {suffix}"

@@ -135,7 +135,9 @@ class Sandbox:
             "suspendOrder": self._suspend_order,
         }
         self._server: _Server | None = self._bind(host, port)
-        self._address = self._server.server_address[:2]
+        bound_host, bound_port = self._server.server_address[:2]
+        # An AF_INET server's address is (host, port); typeshed allows bytes for AF_UNIX.
+        self._address: tuple[str, int] = (str(bound_host), int(bound_port))
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
 

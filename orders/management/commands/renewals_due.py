@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from orders.renewals import terms
-from orders.renewals.selectors import order_list_due_for_renewal
+from orders.renewals.selectors import order_list_due_for_renewal, term_end_of
 from portal.core.people import display_name
 from portal.core.spreadsheets import csv_cell
 
@@ -43,14 +43,15 @@ class Command(BaseCommand):
         today = terms.vendor_date()
         rows = []
         for order in order_list_due_for_renewal(today=today, days=days):
+            end = term_end_of(order)
             rows.append(
                 [
                     order.number,
                     order.customer.name,
                     order.product,
                     order.licenses,
-                    order.current_term_end.isoformat(),
-                    terms.days_left(order.current_term_end, today),
+                    end.isoformat(),
+                    terms.days_left(end, today),
                     display_name(order.customer.account_manager),
                 ]
             )
