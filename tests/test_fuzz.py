@@ -20,8 +20,9 @@ from django.db import models
 from django.test import RequestFactory
 from django.urls import URLResolver, get_resolver, reverse
 
+from portal.models import ProvisioningCall
 from portal.ops.middleware import model_admin_of
-from tests.factories import RenewalFactory
+from tests.factories import OrderFactory, ProvisioningCallFactory, RenewalFactory
 
 OUR_APPS = {"portal", "customers", "orders"}
 NUL = "\x00"
@@ -136,12 +137,16 @@ def _admins() -> list[admin.ModelAdmin]:
 
 
 @pytest.fixture
-def existing(superuser, active_order, order_in):
-    """An object of each kind in a few states, so real ids are fuzzed beside crafted ones."""
-    order_in("draft")
-    order_in("pending")
-    RenewalFactory(parent=active_order)
-    return active_order
+def existing(superuser):
+    """An object of each kind in a few states, so real ids are fuzzed beside crafted ones.
+    Written directly: what is fuzzed is the address and the query, not the vendor."""
+    subscription = OrderFactory(active=True)
+    OrderFactory(customer=subscription.customer)
+    pending = OrderFactory(pending=True, customer=subscription.customer)
+    RenewalFactory(parent=subscription)
+    ProvisioningCallFactory(order=subscription)
+    ProvisioningCallFactory(order=pending, outcome=ProvisioningCall.Outcome.UNKNOWN)
+    return subscription
 
 
 def _check(client, method: str, url: str, data=None) -> str | None:
