@@ -1,5 +1,4 @@
 from django.contrib import admin
-from django.db.models import Q
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
@@ -38,7 +37,7 @@ class CustomerAdmin(LargeListAdminMixin, ProvisioningAdminMixin, admin.ModelAdmi
     list_display_links = ["code"]
     list_filter = ["status", NeedsAttentionFilter, "account_manager"]
     list_select_related = ["account_manager"]
-    search_fields = ["code", "name"]
+    search_fields = ["code", "name", "admin_email", "admin_display_name"]
     fieldsets = [
         (None, {"fields": ["code", "name", "account_manager", "auto_renew_default"]}),
         (
@@ -73,15 +72,15 @@ class CustomerAdmin(LargeListAdminMixin, ProvisioningAdminMixin, admin.ModelAdmi
         return [*fieldsets, *self.extra_fieldsets] if obj is not None else fieldsets
 
     def get_search_results(self, request, queryset, search_term):
-        """A customer id exactly, or the start of the name."""
+        """A customer id (with or without its prefix), or words anywhere in the id, name or
+        admin's email and name, accents and case aside."""
         # The order form's customer picker offers only customers that can take orders.
         if request.GET.get("model_name") == "order" and request.GET.get("field_name") == "customer":
             queryset = queryset.filter(status=Customer.Status.REGISTERED)
         term = changelists.search_term(search_term)
         if not term:
             return queryset, False
-        queryset, by_name = changelists.name_prefix_q(queryset, "name", term)
-        return queryset.filter(Q(code__in=changelists.id_variants(term)) | by_name), False
+        return queryset.filter(changelists.customer_search_q(term)), False
 
     def get_readonly_fields(self, request, obj=None):
         fixed = [*BOOKKEEPING, *MIRRORED, "order_list", "timeline"]

@@ -2,10 +2,11 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Value
-from django.db.models.functions import Concat, Upper
+from django.db.models.functions import Concat
 
 from portal.core.ids import MAX_LENGTH, validate_remote_id
 from portal.core.inputs import validate_plain_text
+from portal.core.search import search_column
 from portal.models import Provisioned
 
 validate_phone = RegexValidator(
@@ -27,8 +28,29 @@ class CustomerAction(models.TextChoices):
     REGISTER = "register", "register"
 
 
+class CustomerQuerySet(models.QuerySet):
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        for obj in objs:
+            obj.search_text = obj.searchable_text()
+        return super().bulk_create(objs, *args, **kwargs)
+
+    def bulk_update(self, objs, fields, *args, **kwargs):
+        objs, fields = list(objs), list(fields)
+        if set(fields) & set(Customer.SEARCHED_FIELDS):
+            for obj in objs:
+                obj.search_text = obj.searchable_text()
+            fields.append("search_text")
+        return super().bulk_update(objs, fields, *args, **kwargs)
+
+
 class Customer(Provisioned):
-    """A company we sell to, mirroring the customer OneOffice holds under `code`."""
+    """A company we sell to, mirroring the customer OneOffice holds under `code`.
+
+    `search_text` holds the searched fields folded (portal.core.search) for substring search
+    on an index: saving, bulk creation and a person's edit keep it; a write that bypasses
+    them (an UPDATE, raw SQL) must set it from `searchable_text()` too.
+    """
 
     Status = CustomerStatus
     Action = CustomerAction
@@ -48,6 +70,8 @@ class Customer(Provisioned):
     )
     ID_FIELD = "code"
     ID_PREFIX = "C"
+    # What search finds a customer by: a word of any of them (accents and case aside).
+    SEARCHED_FIELDS = ("code", "name", "admin_email", "admin_display_name")
 
     code = models.CharField(
         "customer id",
@@ -95,17 +119,19 @@ class Customer(Provisioned):
         "holds the customer, but its id, partner and onboarding link were never returned.",
     )
 
+    search_text = models.TextField(editable=False, blank=True, default="")
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CustomerQuerySet.as_manager()
 
     class Meta:
         ordering = ["name", "code"]
         permissions = [("register_customer", "Can register customers on OneOffice")]
-        # The list's order, and search by name prefix (see portal.admin.changelists).
-        indexes = [
-            models.Index(fields=["name", "code"], name="customer_name_code"),
-            models.Index(Upper("name"), name="customer_name_upper"),
-        ]
+        # The list's order. Search reads `search_text`, on a trigram index on PostgreSQL
+        # (migration 0002; see portal.admin.changelists).
+        indexes = [models.Index(fields=["name", "code"], name="customer_name_code")]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(status__in=CustomerStatus.values),
@@ -129,6 +155,27 @@ class Customer(Provisioned):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.code})"
+
+    def searchable_text(self) -> str:
+        """The value `search_text` must hold for the customer's current fields."""
+        return search_column(*(getattr(self, name) for name in self.SEARCHED_FIELDS))
+
+    def save(self, *args, **kwargs):
+        generated = self._ensure_id()
+        self.search_text = self.searchable_text()
+        fields = kwargs.get("update_fields")
+        if fields is not None:
+            fields = {*fields, self.ID_FIELD} if generated else set(fields)
+            if fields & set(self.SEARCHED_FIELDS):
+                fields.add("search_text")
+            kwargs["update_fields"] = fields
+        super().save(*args, **kwargs)
+
+    def save_edit(self, fields: list[str]) -> bool:
+        if set(fields) & set(self.SEARCHED_FIELDS):
+            self.search_text = self.searchable_text()
+            fields = [*fields, "search_text"]
+        return super().save_edit(fields)
 
     @staticmethod
     def label_expression() -> Concat:

@@ -390,7 +390,11 @@ class BatchItem(models.Model):
             models.UniqueConstraint(fields=["batch", "object_id"], name="batch_item_once"),
             models.UniqueConstraint(fields=["batch", "position"], name="batch_item_position"),
         ]
-        indexes = [models.Index(fields=["batch", "state", "position"])]
+        indexes = [
+            models.Index(fields=["batch", "state", "position"]),
+            # The batches an object was in: batch search and the customer page's timeline.
+            models.Index(fields=["object_id", "batch"], name="batch_item_object"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.object_label}: {self.get_state_display()}"

@@ -1,5 +1,6 @@
-"""The order list, call log and customer list at scale: search by id exactly or name prefix on
-indexes, one count per page, and a date hierarchy that reads the column's first and last value."""
+"""The order list, call log and customer list at scale: one count per page, and a date hierarchy
+that reads the column's first and last value; search by id exactly (tests/test_search.py has
+what search finds)."""
 
 from datetime import date
 
@@ -46,15 +47,15 @@ def test_order_list_search_by_order_id_finds_exactly_that_order(manager_client, 
     assert _listed(manager_client, ORDERS, {"q": typed}) == [wanted]
 
 
-def test_order_list_search_by_customer_id_or_name_prefix(manager_client):
+def test_order_list_search_by_customer_id_or_words_of_its_name(manager_client):
     acme = CustomerFactory(code="C-ACME22222", name="Acme Shipping SA")
     mine = OrderFactory(customer=acme)
-    OrderFactory(customer=CustomerFactory(code="C-BIGACME22", name="Big Acme Ltd"))
+    big = OrderFactory(customer=CustomerFactory(code="C-BIGACME22", name="Big Acme Ltd"))
 
     assert _listed(manager_client, ORDERS, {"q": "C-ACME22222"}) == [mine]
     assert _listed(manager_client, ORDERS, {"q": "acme ship"}) == [mine]
-    assert _listed(manager_client, ORDERS, {"q": "acme"}) == [mine]
-    assert _listed(manager_client, ORDERS, {"q": "Shipping"}) == []
+    assert _listed(manager_client, ORDERS, {"q": "Shipping"}) == [mine]
+    assert set(_listed(manager_client, ORDERS, {"q": "acme"})) == {mine, big}
 
 
 def test_order_list_search_of_something_no_id_can_be_finds_nothing(manager_client):
@@ -64,13 +65,13 @@ def test_order_list_search_of_something_no_id_can_be_finds_nothing(manager_clien
     assert _listed(manager_client, ORDERS, {"q": "O-'; --"}) == []
 
 
-def test_customer_list_search_by_customer_id_or_name_prefix(manager_client):
+def test_customer_list_search_by_customer_id_or_words(manager_client):
     acme = CustomerFactory(code="C-ACME22222", name="Acme Shipping SA")
     other = CustomerFactory(code="ACME", name="Other Ltd")
 
     assert _listed(manager_client, CUSTOMERS, {"q": "c-acme22222"}) == [acme]
     assert _listed(manager_client, CUSTOMERS, {"q": "acme"}) == [acme, other]
-    assert _listed(manager_client, CUSTOMERS, {"q": "ltd"}) == []
+    assert _listed(manager_client, CUSTOMERS, {"q": "ltd"}) == [other]
 
 
 def test_call_log_search_by_order_id_or_customer(manager_client):
@@ -83,7 +84,8 @@ def test_call_log_search_by_order_id_or_customer(manager_client):
     )
 
     assert _listed(manager_client, CALLS, {"q": "o-aaaaaaaaaa"}) == [call]
-    assert _listed(manager_client, CALLS, {"q": order.customer.code}) == [registered]
+    # A customer's calls: its registration and its orders'.
+    assert _listed(manager_client, CALLS, {"q": order.customer.code}) == [registered, call]
 
 
 @pytest.mark.parametrize("url", [ORDERS, CUSTOMERS, CALLS])

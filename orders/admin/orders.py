@@ -285,11 +285,13 @@ class OrderAdmin(
         return FirstOrderChangeList
 
     def get_search_results(self, request, queryset, search_term):
-        """An order id or customer id exactly, or the start of a customer's name."""
+        """A subscription by its id or a renewal's, or by its customer (see the customer
+        list's search)."""
         term = changelists.search_term(search_term)
         if not term:
             return queryset, False
-        return queryset.filter(changelists.matching_ids_q(queryset.model, term)), False
+        matches = changelists.subscription_search_q(term)
+        return queryset.filter(changelists.matching_ids_q(queryset.model, matches)), False
 
     def get_urls(self):
         return [

@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.http import urlencode
 
 from orders.models import Order, ReminderRun, RenewalDue, RenewalReminder
 from orders.money.pricing import format_money
@@ -122,13 +123,11 @@ class RenewalReminderAdmin(LargeListAdminMixin, ReadOnlyAdmin):
     fields = readonly_fields
 
     def get_search_results(self, request, queryset, search_term):
-        """Reminders about an order id exactly, or a customer by id or name prefix."""
+        """Reminders about a subscription, found as the order list finds it."""
         term = changelists.search_term(search_term)
         if not term:
             return queryset, False
-        matches = Q(
-            subscription__number__in=changelists.id_variants(term)
-        ) | changelists.customer_ids_q("subscription__customer", term)
+        matches = changelists.subscription_search_q(term, prefix="subscription__")
         return queryset.filter(matches), False
 
     @admin.display(description="customer", ordering="subscription__customer__name")
@@ -165,7 +164,11 @@ class RenewalDueAdmin(admin.ModelAdmin):
         ]
 
     def get_renewals(
-        self, state: str | None = None, sort: str | None = None, manager: str | None = None
+        self,
+        state: str | None = None,
+        sort: str | None = None,
+        manager: str | None = None,
+        q: str = "",
     ):
         last_sent = (
             RenewalReminder.objects.filter(subscription=OuterRef("pk"), sent_at__isnull=False)
@@ -184,6 +187,9 @@ class RenewalDueAdmin(admin.ModelAdmin):
             renewals = renewals.filter(without_inbox_q("customer__account_manager"))
         elif manager and manager.isdigit():
             renewals = renewals.filter(customer__account_manager_id=int(manager))
+        if q:
+            matches = changelists.subscription_search_q(q)
+            renewals = renewals.filter(changelists.matching_ids_q(Order, matches))
         return renewals
 
     def renewals_view(self, request):
@@ -193,7 +199,8 @@ class RenewalDueAdmin(admin.ModelAdmin):
         sort = SORT_BY_VALUE if request.GET.get("sort") == SORT_BY_VALUE else ""
         manager = request.GET.get("manager", "")
         manager = manager if manager == NO_MANAGER or manager.isdigit() else ""
-        renewals = self.get_renewals(state, sort, manager)
+        q = changelists.search_term(request.GET.get("q", ""))
+        renewals = self.get_renewals(state, sort, manager, q)
         page = Paginator(renewals, RENEWALS_PER_PAGE).get_page(request.GET.get("p"))
         today = terms.vendor_date()
         for order in page:
@@ -210,6 +217,8 @@ class RenewalDueAdmin(admin.ModelAdmin):
             "sort": sort,
             "manager": manager,
             "manager_label": _manager_label(manager),
+            "q": q,
+            "q_param": f"{urlencode({'q': q})}&" if q else "",
             "states": [("", "All"), (DUE, "Due"), (LAPSED, "Lapsed")],
             "today": today,
             "window_days": settings.ONEOFFICE_RENEWAL_WINDOW_DAYS,

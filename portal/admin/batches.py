@@ -9,7 +9,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -20,6 +20,7 @@ from django.utils.http import urlencode
 
 from customers.models import Customer
 from orders.models import Order
+from portal.admin import changelists
 from portal.models import Batch, BatchItem
 from portal.provisioning import batches
 
@@ -81,6 +82,7 @@ class BatchAdmin(admin.ModelAdmin):
     list_display = ["__str__", "started_by", "created_at", "progress", "finished_at"]
     list_filter = ["action", "job"]
     list_select_related = ["created_by"]
+    search_fields = ["label"]
     date_hierarchy = None
     show_full_result_count = False
 
@@ -92,6 +94,25 @@ class BatchAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def get_search_results(self, request, queryset, search_term):
+        """A batch by its number, or the batches that held a customer or an order found as
+        their own lists find them."""
+        term = changelists.search_term(search_term)
+        if not term:
+            return queryset, False
+        customers = changelists.matching_customers(term)
+        orders = Order.objects.filter(
+            Q(pk__in=changelists.order_ids(term)) | Q(customer__in=customers)
+        ).values("pk")
+        items = BatchItem.objects.filter(
+            Q(batch__kind=Batch.Kind.CUSTOMER, object_id__in=customers)
+            | Q(batch__kind=Batch.Kind.ORDER, object_id__in=orders)
+        )
+        matches = Q(pk__in=items.values("batch"))
+        if term.isascii() and term.isdigit() and len(term) < 19:
+            matches |= Q(pk=int(term))
+        return queryset.filter(matches), False
 
     @admin.display(description="started by")
     def started_by(self, obj):

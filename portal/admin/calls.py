@@ -104,13 +104,17 @@ class ProvisioningCallAdmin(LargeListAdminMixin, ReadOnlyAdmin):
     readonly_fields = [f.name for f in ProvisioningCall._meta.fields]
 
     def get_search_results(self, request, queryset, search_term):
-        """Calls about an order id or customer id, exactly, or customers by name prefix."""
+        """Calls about an order by its id (with or without its prefix), or about a customer
+        found as the customer list finds it: its registration and its orders' calls."""
         term = changelists.search_term(search_term)
         if not term:
             return queryset, False
-        variants = changelists.id_variants(term)
-        orders = Order.objects.filter(number__in=variants).values_list("pk", flat=True)
-        matches = Q(order__in=list(orders)) | changelists.customer_ids_q("customer", term)
+        customers = changelists.matching_customers(term)
+        matches = (
+            Q(order__in=changelists.order_ids(term))
+            | Q(customer__in=customers)
+            | Q(order__in=Order.objects.filter(customer__in=customers).values("pk"))
+        )
         return queryset.filter(matches), False
 
     @admin.display(description="triggered by")

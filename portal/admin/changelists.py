@@ -3,7 +3,9 @@
 Django's admin draws the date hierarchy's links from a DISTINCT over every row, counts the table
 twice per page, and searches with a case-insensitive substring match over every search field
 (a full scan of each table joined). Here the links come from the indexed column's first and last
-value, a page counts once, and search matches ids exactly and names by prefix, both on indexes.
+value, a page counts once, and search matches ids exactly on their unique indexes and words
+anywhere in a stored, folded column (portal.core.search) that a trigram index serves on
+PostgreSQL.
 """
 
 from __future__ import annotations
@@ -13,19 +15,17 @@ from datetime import date, datetime, time, timedelta
 from django.contrib import admin
 from django.contrib.admin.views.main import IGNORED_PARAMS
 from django.core.exceptions import ValidationError
-from django.db.models import Max, Min, Q, QuerySet, Value
-from django.db.models.functions import Concat, Upper
+from django.db.models import Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from customers.models import Customer
+from orders.models import Order
 from portal.core.ids import validate_remote_id
+from portal.core.search import search_words
 
-# Above every character a name can start a word with, so [PREFIX, PREFIX + TOP) holds every
-# string starting with PREFIX under a code-point (C or SQLite's BINARY) ordering.
-TOP = "\U0010ffff"
 # A drill-down to days spanning more than this falls back to Django's own DISTINCT.
 MAX_DAYS_LISTED = 62
-# Customers matched by a name prefix before the list falls back to a subquery.
+# Customers matched by a search before the list falls back to a subquery.
 MAX_CUSTOMER_IDS = 1000
 # Rows matched by a search before the list falls back to filtering by the search itself.
 MAX_ROW_IDS = 5000
@@ -107,23 +107,27 @@ def with_date_ranges(queryset: QuerySet) -> QuerySet:
     return DateRangeQuerySet(model=queryset.model, query=queryset.query.chain(), using=queryset._db)
 
 
-def id_variants(term: str) -> list[str]:
-    """The ids a search term may mean, exactly as typed and in capitals (generated ids are
-    capitals), or none when it cannot be an id."""
+def id_variants(term: str, prefix: str = "") -> list[str]:
+    """The ids a search term may mean: as typed, in capitals (generated ids are capitals) and,
+    typed without it, with the model's prefix (`7QK4M2XZ9P` for `C-7QK4M2XZ9P`); none when it
+    cannot be an id."""
     try:
         validate_remote_id(term)
     except ValidationError:
         return []
-    return sorted({term, term.upper()})
+    variants = {term, term.upper()}
+    if prefix and not term.upper().startswith(f"{prefix}-"):
+        variants.add(f"{prefix}-{term.upper()}")
+    return sorted(variants)
 
 
-def name_prefix_q(queryset: QuerySet, field: str, term: str) -> tuple[QuerySet, Q]:
-    """Names starting with `term`, whatever the case: a range on UPPER(field), which an
-    expression index on UPPER(field) serves on SQLite and PostgreSQL alike."""
-    alias = f"{field.replace('__', '_')}_upper"
-    queryset = queryset.alias(**{alias: Upper(field)})
-    upper = Upper(Value(term))
-    return queryset, Q(**{f"{alias}__gte": upper, f"{alias}__lt": Concat(upper, Value(TOP))})
+def words_q(field: str, term: str) -> Q:
+    """Every word of the term somewhere in `field`, a column folded as the words are
+    (portal.core.search): a substring match, which a trigram index serves on PostgreSQL."""
+    words = search_words(term)
+    if not words:
+        return Q(pk__in=[])
+    return Q(*(Q(**{f"{field}__contains": word}) for word in words))
 
 
 class LargeListAdminMixin:
@@ -161,23 +165,33 @@ class LargeListAdminMixin:
         return changelist
 
 
-def customers_matching(term: str) -> QuerySet:
-    """Customers a search term names: by customer id exactly, or by a name prefix."""
-    customers, by_name = name_prefix_q(Customer.objects.all(), "name", term)
-    by_id = Q(code__in=id_variants(term))
-    return customers.filter(by_id | by_name)
+def customer_search_q(term: str) -> Q:
+    """Customers a search term names: by customer id (with or without its prefix), or by a
+    word anywhere in the id, name, admin email or admin name, accents and case aside."""
+    return Q(code__in=id_variants(term, Customer.ID_PREFIX)) | words_q("search_text", term)
+
+
+def matching_customers(term: str) -> list[int] | QuerySet:
+    """The primary keys of the customers a search term names: a short list lets the database
+    combine it with other indexed conditions; a long one (a common word) stays a subquery."""
+    # Unordered: sorting by name would walk the whole name index to the first match.
+    matching = Customer.objects.filter(customer_search_q(term)).order_by()
+    ids = list(matching.values_list("pk", flat=True)[: MAX_CUSTOMER_IDS + 1])
+    return matching.values("pk") if len(ids) > MAX_CUSTOMER_IDS else ids
 
 
 def customer_ids_q(field: str, term: str) -> Q:
-    """`field` (a customer foreign key) points at a customer the term names. A short list of
-    ids lets the database combine it with other indexed conditions; a long one (a common
-    prefix) stays a subquery."""
-    # Unordered: sorting by name would walk the whole name index to the first match.
-    matching = customers_matching(term).order_by()
-    ids = list(matching.values_list("pk", flat=True)[: MAX_CUSTOMER_IDS + 1])
-    if len(ids) > MAX_CUSTOMER_IDS:
-        return Q(**{f"{field}__in": matching.values("pk")})
-    return Q(**{f"{field}__in": ids})
+    """`field` (a customer foreign key) points at a customer the term names."""
+    return Q(**{f"{field}__in": matching_customers(term)})
+
+
+def order_ids(term: str, *, subscriptions: bool = False) -> list[int]:
+    """Orders whose id is the term (with or without its prefix); with `subscriptions`, a
+    renewal's subscription in its place. Read on the unique index."""
+    found = Order.objects.filter(number__in=id_variants(term, Order.ID_PREFIX)).values_list(
+        "pk", "parent_id"
+    )
+    return sorted({parent if subscriptions and parent else pk for pk, parent in found})
 
 
 def search_term(text: str) -> str:
@@ -185,11 +199,10 @@ def search_term(text: str) -> str:
     return " ".join(text.split())
 
 
-def matching_ids_q(model, term: str, *, number: str = "number", customer: str = "customer") -> Q:
-    """Rows of `model` whose id (`number`) is the term, or whose customer the term names, as
-    a list of primary keys found first: SQLite answers "id = x OR customer IN (...)" next to
-    the list's own filters by reading every row, but each half alone from its index."""
-    matches = Q(**{f"{number}__in": id_variants(term)}) | customer_ids_q(customer, term)
+def matching_ids_q(model, matches: Q) -> Q:
+    """Rows of `model` that `matches` (an id or a customer condition, ORed), as a list of
+    primary keys found first: SQLite answers "id = x OR customer IN (...)" next to the list's
+    own filters by reading every row, but each half alone from its index."""
     pks = list(
         model._default_manager.filter(matches)
         .order_by()
@@ -198,6 +211,14 @@ def matching_ids_q(model, term: str, *, number: str = "number", customer: str = 
     if len(pks) > MAX_ROW_IDS:
         return matches
     return Q(pk__in=pks)
+
+
+def subscription_search_q(term: str, *, prefix: str = "") -> Q:
+    """Subscriptions (through `prefix`, a path to one) a search term names: by their id or a
+    renewal's, or by their customer."""
+    return Q(**{f"{prefix}pk__in": order_ids(term, subscriptions=True)}) | customer_ids_q(
+        f"{prefix}customer", term
+    )
 
 
 class NeedsAttentionFilter(admin.SimpleListFilter):

@@ -195,6 +195,7 @@ def fill(total: int, today: date, calls: int, renewals_of_one: int) -> int:
     assert sorted(m.pk for m in managers) == list(range(first_manager, first_manager + 20))
     subscriptions = total * 3 // 4
     customer_count = max(1, subscriptions // 4)
+    newline = "chr(10)" if connection.vendor == "postgresql" else "char(10)"
     with transaction.atomic():
         insert_select(
             Customer,
@@ -206,6 +207,11 @@ def fill(total: int, today: date, calls: int, renewals_of_one: int) -> int:
                 "admin_email": "'admin' || i || '@customer.example'",
                 "admin_phone": "'+30 210 555 0100'",
                 "admin_display_name": "'Admin'",
+                # Customer.searchable_text() of the above, in SQL (the names are ASCII).
+                "search_text": f"lower({series.padded('BENCH-C', 'i')}) || {newline} || "
+                "lower('Customer ' || i || ' ' || "
+                + case("i % 4", [(1, "'Ltd'"), (2, "'SA'"), (3, "'GmbH'")], "'Inc'")
+                + f") || {newline} || 'admin' || i || '@customer.example' || {newline} || 'admin'",
                 "account_manager_id": f"CASE WHEN i % 10 = 0 THEN NULL "
                 f"ELSE {first_manager} + i % 20 END",
                 "status": "'registered'",
@@ -262,9 +268,9 @@ def fill(total: int, today: date, calls: int, renewals_of_one: int) -> int:
                 f"INSERT INTO {qn(Order._meta.db_table)} (number, customer_id, parent_id, "
                 "product, licenses, duration, status, pending_action, last_error, attempts, "
                 "term_start, term_end, discount_percent, currency, current_currency, "
-                "created_at, updated_at) "
+                "auto_renew, created_at, updated_at) "
                 f"SELECT {series.padded('BENCH-R', 'k')}, customer_id, id, product, licenses, "
-                "'monthly', 'active', '', '', 0, term_start, term_end, 0, '', '', "
+                "'monthly', 'active', '', '', 0, term_start, term_end, 0, '', '', FALSE, "
                 "created_at, created_at FROM ("
                 "SELECT id, customer_id, product, licenses, term_start, term_end, created_at, "
                 "ROW_NUMBER() OVER (ORDER BY id) AS k FROM orders_order "
