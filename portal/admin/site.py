@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import path
 
+from portal.admin import search
 from portal.security import twofactor
 
 
@@ -21,8 +22,14 @@ class PortalAdminSite(admin.AdminSite):
         return not settings.STAFF_2FA_REQUIRED or twofactor.is_verified(request.user)
 
     def get_urls(self):
-        # Not behind admin_view: a staff user must reach it before giving a code.
+        # The two-factor page is not behind admin_view: a staff user must reach it before
+        # giving a code.
         return [
             path("2fa/", twofactor.two_factor_view, name="two_factor"),
+            path("search/", self.admin_view(self.search_view), name="search"),
             *super().get_urls(),
         ]
+
+    def search_view(self, request):
+        """The header's search: customers, orders and calls, grouped by kind."""
+        return search.search_view(request, self)
