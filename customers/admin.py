@@ -1,15 +1,34 @@
 from django.contrib import admin
 from django.urls import reverse
-from django.utils.html import format_html, format_html_join
+from django.utils import timezone
+from django.utils.html import format_html
 
+from customers import selectors
 from customers.models import Customer
+from orders.money import revenue
+from orders.money.pricing import format_money
+from orders.renewals import terms
+from orders.renewals.selectors import RENEWABLE, renewal_window
 from portal.admin import changelists
 from portal.admin.actions import Provisioning, ProvisioningAdminMixin, attempts_label
-from portal.admin.calls import call_log_link, call_log_url, timeline
+from portal.admin.calls import call_log_link, call_log_url
 from portal.admin.changelists import LargeListAdminMixin, NeedsAttentionFilter
-from portal.models import ProvisioningCall
 
 ORDERS_SHOWN = 20
+TIMELINE_LENGTH = 20
+# Who may see each kind of event on a customer's timeline.
+TIMELINE_PERMS = {
+    selectors.CALLS: "portal.view_provisioningcall",
+    selectors.CHANGES: "orders.view_order",
+    selectors.REMINDERS: "orders.view_renewalreminder",
+    selectors.BATCHES: "portal.view_batch",
+}
+TIMELINE_LABELS = {
+    selectors.CALLS: "OneOffice calls",
+    selectors.CHANGES: "subscription changes",
+    selectors.REMINDERS: "renewal reminders",
+    selectors.BATCHES: "batches",
+}
 
 REGISTER = "customers.register_customer"
 
@@ -47,11 +66,7 @@ class CustomerAdmin(LargeListAdminMixin, ProvisioningAdminMixin, admin.ModelAdmi
         ("Provisioning", {"fields": BOOKKEEPING}),
         ("What OneOffice returned", {"fields": MIRRORED}),
     ]
-    # Shown on an existing customer's page only.
-    extra_fieldsets = [
-        ("Orders", {"fields": ["order_list"]}),
-        ("OneOffice timeline", {"fields": ["timeline"]}),
-    ]
+    change_form_template = "admin/customers/customer/change_form.html"
     provisioning_actions = (
         Provisioning(
             name="register",
@@ -67,10 +82,6 @@ class CustomerAdmin(LargeListAdminMixin, ProvisioningAdminMixin, admin.ModelAdmi
         ),
     )
 
-    def get_fieldsets(self, request, obj=None):
-        fieldsets = super().get_fieldsets(request, obj)
-        return [*fieldsets, *self.extra_fieldsets] if obj is not None else fieldsets
-
     def get_search_results(self, request, queryset, search_term):
         """A customer id (with or without its prefix), or words anywhere in the id, name or
         admin's email and name, accents and case aside."""
@@ -83,7 +94,7 @@ class CustomerAdmin(LargeListAdminMixin, ProvisioningAdminMixin, admin.ModelAdmi
         return queryset.filter(changelists.customer_search_q(term)), False
 
     def get_readonly_fields(self, request, obj=None):
-        fixed = [*BOOKKEEPING, *MIRRORED, "order_list", "timeline"]
+        fixed = [*BOOKKEEPING, *MIRRORED]
         if obj is not None and not obj.is_editable:
             # Registered data mirrors OneOffice, which has no update call.
             return [*fixed, "code", "name", "admin_email", "admin_phone", "admin_display_name"]
@@ -118,54 +129,84 @@ class CustomerAdmin(LargeListAdminMixin, ProvisioningAdminMixin, admin.ModelAdmi
     def attempts_display(self, obj):
         return attempts_label(obj)
 
-    @admin.display(description="OneOffice calls, newest first")
-    def timeline(self, obj):
-        calls = ProvisioningCall.objects.filter(customer=obj).select_related(
-            "order", "triggered_by"
-        )
-        return timeline(calls, call_log_url(customer__id__exact=obj.pk))
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["overview"] = self.overview(request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
-    @admin.display(description="subscriptions, newest first")
-    def order_list(self, obj):
-        orders_url = reverse("admin:orders_order_changelist")
-        add = ""
-        if obj.status == Customer.Status.REGISTERED:
-            add = format_html(
-                '<a class="addlink" href="{}?customer={}">Add order for this customer</a>',
-                reverse("admin:orders_order_add"),
-                obj.pk,
-            )
-        orders = list(obj.orders.filter(parent__isnull=True)[: ORDERS_SHOWN + 1])
-        if not orders:
-            return format_html("<p>No orders yet.</p><p>{}</p>", add)
-        rows = format_html_join(
-            "",
-            '<tr><td><a class="nowrap" href="{}">{}</a></td><td>{} <small>{}</small></td>'
-            '<td class="number">{}</td><td><span class="badge badge-{}">{}</span></td>'
-            '<td class="nowrap">{}</td></tr>',
-            (
-                (
-                    reverse("admin:orders_order_change", args=[order.pk]),
-                    order.number,
-                    order.product,
-                    order.duration,
-                    order.licenses,
-                    order.status,
-                    order.get_status_display(),
-                    f"{order.current_term_end:%Y-%m-%d}" if order.current_term_end else "-",
-                )
-                for order in orders[:ORDERS_SHOWN]
-            ),
+    def overview(self, request, customer: Customer) -> dict:
+        """What the top of a customer's page shows, each part only to those who may see it:
+        its subscriptions, MRR and next renewal, then one timeline of what happened."""
+        user = request.user
+        overview: dict = {"timeline_kinds": []}
+        if user.has_perm("orders.view_order"):
+            overview.update(self._subscriptions(request, customer))
+        kinds = {kind for kind, perm in TIMELINE_PERMS.items() if user.has_perm(perm)}
+        events, more = selectors.customer_timeline(
+            customer=customer, kinds=kinds, limit=TIMELINE_LENGTH
         )
-        shown = f"The latest {ORDERS_SHOWN} are shown." if len(orders) > ORDERS_SHOWN else ""
-        return format_html(
-            '<table class="customer-orders"><thead><tr><th>Order id</th><th>Product</th>'
-            "<th>Licenses</th><th>Status</th><th>Current term end</th></tr></thead>"
-            "<tbody>{}</tbody></table>"
-            '<p>{} <a href="{}?customer__id__exact={}">All orders of this customer</a> {}</p>',
-            rows,
-            shown,
-            orders_url,
-            obj.pk,
-            add,
+        overview["timeline"] = [
+            (event, self._url_if_allowed(request, event.obj)) for event in events
+        ]
+        overview["timeline_more"] = more
+        overview["timeline_kinds"] = [
+            TIMELINE_LABELS[kind] for kind in selectors.KINDS if kind in kinds
+        ]
+        if user.has_perm("portal.view_provisioningcall"):
+            overview["calls_url"] = call_log_url(q=customer.code)
+        return overview
+
+    def _subscriptions(self, request, customer: Customer) -> dict:
+        today = timezone.localdate()
+        found = list(selectors.customer_subscriptions(customer=customer)[: ORDERS_SHOWN + 1])
+        rows = [
+            {
+                "order": order,
+                "url": self._url_if_allowed(request, order),
+                "value": format_money(order.current_value, order.current_currency)
+                if order.current_term_end
+                else "",
+                "lapsed": order.status in RENEWABLE
+                and order.current_term_end is not None
+                and order.current_term_end < today,
+            }
+            for order in found[:ORDERS_SHOWN]
+        ]
+        recurring = revenue.revenue_recurring(today=today, customer_id=customer.pk)
+        upcoming = selectors.customer_next_renewal(customer=customer, today=today)
+        next_renewal = None
+        if upcoming is not None:
+            _, last = renewal_window(today=today)
+            next_renewal = {
+                "order": upcoming,
+                "url": self._url_if_allowed(request, upcoming),
+                "days_left": terms.days_left(upcoming.current_term_end, today),
+                "due": upcoming.current_term_end <= last,
+            }
+        can_add = customer.status == Customer.Status.REGISTERED and request.user.has_perm(
+            "orders.add_order"
         )
+        return {
+            "show_subscriptions": True,
+            "subscriptions": rows,
+            "more_subscriptions": len(found) > ORDERS_SHOWN,
+            "orders_url": f"{reverse('admin:orders_order_changelist')}?customer__id__exact="
+            f"{customer.pk}",
+            "add_order_url": f"{reverse('admin:orders_order_add')}?customer={customer.pk}"
+            if can_add
+            else "",
+            "mrr": format_money(recurring.mrr, recurring.currency),
+            "suspended_mrr": format_money(recurring.suspended_mrr, recurring.currency)
+            if recurring.suspended_mrr
+            else "",
+            "unpriced": recurring.unpriced,
+            "next_renewal": next_renewal,
+        }
+
+    def _url_if_allowed(self, request, obj) -> str:
+        """The object's page, when the person may open it; empty otherwise."""
+        model_admin = self.admin_site._registry.get(type(obj))
+        if model_admin is None or not model_admin.has_view_permission(request, obj):
+            return ""
+        opts = obj._meta
+        return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])

@@ -109,7 +109,10 @@ def test_search_page_shows_ten_of_a_kind_and_links_to_the_list_for_the_rest(clie
 
     assert len(_links(orders)) == 10
     assert "Orders (first 10)" in orders
-    assert re.search(r'More in the orders: <a href="[^"]+\?q=many\+orders">see all</a>', orders)
+    assert re.search(
+        r'The first 10 are shown: <a href="[^"]+\?q=many\+orders">see all in the order list</a>',
+        orders,
+    )
 
 
 def test_search_page_shows_only_the_kinds_the_person_may_view(client, book):

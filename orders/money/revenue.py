@@ -98,11 +98,14 @@ class Recurring:
     currency: str = field(default_factory=lambda: settings.PORTAL_CURRENCY)
 
 
-def revenue_recurring(*, today: date | None = None) -> Recurring:
+def revenue_recurring(*, today: date | None = None, customer_id: int | None = None) -> Recurring:
     """MRR and ARR of active subscriptions whose term runs today, by product and in total;
-    suspended ones apart; subscriptions without a price counted. One query."""
+    suspended ones apart; subscriptions without a price counted; of one customer when given.
+    One query."""
     today = today or timezone.localdate()
     running = Q(parent__isnull=True, status__in=RENEWABLE, current_term_end__gte=today)
+    if customer_id is not None:
+        running &= Q(customer_id=customer_id)
     priced = _priced("current_")
     active, suspended = Q(status=S.ACTIVE), Q(status=S.SUSPENDED)
     monthly, yearly = Q(duration=Order.Duration.MONTHLY), Q(duration=Order.Duration.YEARLY)

@@ -98,11 +98,18 @@ def _call(call: ProvisioningCall) -> Found:
 
 
 # The kinds searched, in the order the page shows them: (key, title, model, the rows' related
-# objects, how one row reads).
+# objects, how one row reads, the list that has them all).
 KINDS = [
-    ("customers", "Customers", Customer, ["account_manager"], _customer),
-    ("orders", "Orders", Order, ["customer", "parent"], _order),
-    ("calls", "OneOffice calls", ProvisioningCall, ["order", "customer", "triggered_by"], _call),
+    ("customers", "Customers", Customer, ["account_manager"], _customer, "the customer list"),
+    ("orders", "Orders", Order, ["customer", "parent"], _order, "the order list"),
+    (
+        "calls",
+        "OneOffice calls",
+        ProvisioningCall,
+        ["order", "customer", "triggered_by"],
+        _call,
+        "the call log",
+    ),
 ]
 
 
@@ -122,16 +129,12 @@ def search_groups(request: HttpRequest, site: admin.AdminSite, term: str) -> lis
     """What `term` finds of each kind the person may view; within a kind, only the objects
     the kind's admin lets them open."""
     groups = []
-    for key, title, model, related, describe in KINDS:
+    for key, title, model, related, describe, list_name in KINDS:
         model_admin = site._registry.get(model)
         if model_admin is None or not model_admin.has_view_permission(request):
             continue
         objects, more = _found(request, model_admin, model, term, related)
-        rows = [
-            describe(obj)
-            for obj in objects
-            if model_admin.has_view_permission(request, obj)
-        ]
+        rows = [describe(obj) for obj in objects if model_admin.has_view_permission(request, obj)]
         opts = model._meta
         groups.append(
             Group(
@@ -142,7 +145,7 @@ def search_groups(request: HttpRequest, site: admin.AdminSite, term: str) -> lis
                 list_url=reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
                 + "?"
                 + urlencode({"q": term}),
-                list_name=str(opts.verbose_name_plural),
+                list_name=list_name,
             )
         )
     return groups
@@ -160,7 +163,7 @@ def search_view(request: HttpRequest, site: admin.AdminSite) -> TemplateResponse
         "shown": SHOWN,
         "searchable": any(
             model in site._registry and site._registry[model].has_view_permission(request)
-            for _, _, model, _, _ in KINDS
+            for _, _, model, _, _, _ in KINDS
         ),
     }
     return TemplateResponse(request, "admin/search.html", context)

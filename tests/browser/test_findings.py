@@ -111,9 +111,9 @@ def test_customer_page_lists_orders_and_adds_one_for_it(page, sales_user, sandbo
     login(page, sales_user)
     page.goto(f"/admin/customers/customer/{customer.pk}/change/")
 
-    listed = page.locator(".field-order_list tbody tr td:first-child").all_inner_texts()
+    listed = page.locator("#customer-subscriptions tbody tr td:first-child").all_inner_texts()
     assert sorted(listed) == sorted(o.number for o in orders)
-    timeline = page.locator(".field-timeline").inner_text()
+    timeline = page.locator("#customer-timeline").inner_text()
     assert "createCustomer" in timeline and timeline.count("createFirstOrder") == 3
     # Registered, its data is OneOffice's; only the account manager is ours to change.
     assert page.locator("#id_name").count() == 0
