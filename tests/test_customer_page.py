@@ -14,10 +14,16 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from orders.models import Order, RenewalReminder
+from orders.models import Order
 from portal import provisioning
-from portal.models import Batch, BatchItem
-from tests.factories import CustomerFactory, OrderFactory, UserFactory
+from tests.factories import (
+    BatchFactory,
+    BatchItemFactory,
+    CustomerFactory,
+    OrderFactory,
+    RenewalReminderFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -38,19 +44,13 @@ def _section(html: str, name: str) -> str | None:
 
 
 def _subscription(customer, number, status, days_left, value, duration="monthly"):
-    end = timezone.localdate() + timedelta(days=days_left)
     return OrderFactory(
         customer=customer,
         number=number,
-        status=status,
         duration=duration,
-        term_start=end - timedelta(days=30),
-        term_end=end,
-        current_term_end=end,
-        value=value,
-        currency="EUR" if value is not None else "",
-        current_value=value,
-        current_currency="EUR" if value is not None else "",
+        days_left=days_left,
+        worth=value,
+        **{status: True},
     )
 
 
@@ -147,17 +147,11 @@ def test_customer_timeline_merges_calls_changes_reminders_and_batches_newest_fir
     with time_machine.travel(start + timedelta(hours=1), tick=False):
         placed = provisioning.order_place(order=OrderFactory(customer=customer))
     with time_machine.travel(start + timedelta(hours=2), tick=False):
-        RenewalReminder.objects.create(
-            subscription=placed,
-            term_end=placed.current_term_end,
-            sent_at=timezone.now(),
-            recipients="sally@reseller.example",
-        )
+        RenewalReminderFactory(subscription=placed)
     with time_machine.travel(start + timedelta(hours=3), tick=False):
-        batch = Batch.objects.create(kind=Batch.Kind.ORDER, action="suspend", label="Suspend")
-        BatchItem.objects.create(
-            batch=batch, position=0, object_id=placed.pk, object_label=placed.number
-        )
+        batch = BatchItemFactory(
+            batch=BatchFactory(action="suspend", label="Suspend"), subject=placed
+        ).batch
         provisioning.order_suspend(order=placed)
     client.force_login(manager_user)
 
@@ -177,10 +171,11 @@ def test_customer_timeline_shows_the_latest_20_and_says_so(client, manager_user)
     subscription = OrderFactory(customer=customer)
     base = datetime(2030, 1, 1, tzinfo=UTC)
     for n in range(25):
-        RenewalReminder.objects.create(
+        RenewalReminderFactory(
             subscription=subscription,
             term_end=date(2030, 1, 1) + timedelta(days=n),
             created_at=base + timedelta(days=n),
+            sent_at=None,
             forced=True,
         )
     client.force_login(manager_user)
@@ -229,8 +224,7 @@ def test_customer_page_costs_the_same_queries_with_more_history(client, manager_
     large = CustomerFactory()
     for n in range(30):
         order = _subscription(large, f"O-LARGE{n:05d}", S.ACTIVE, n, Decimal("10"))
-        RenewalReminder.objects.create(subscription=order, term_end=order.current_term_end)
-        batch = Batch.objects.create(kind=Batch.Kind.ORDER, action="renew", label="Renew")
-        BatchItem.objects.create(batch=batch, position=0, object_id=order.pk, object_label="x")
+        RenewalReminderFactory(subscription=order)
+        BatchItemFactory(subject=order)
 
     assert queries_for(large) == queries_for(small)

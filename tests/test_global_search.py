@@ -7,8 +7,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from portal.models import ProvisioningCall
-from tests.factories import CustomerFactory, OrderFactory, UserFactory
+from tests.factories import CustomerFactory, OrderFactory, ProvisioningCallFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +19,7 @@ def book(db):
     cafe = CustomerFactory(code="C-CAFE234567", name="Café Olé")
     subscription = OrderFactory(customer=cafe, number="O-CAFE234567")
     renewal = OrderFactory(customer=cafe, number="O-RENEW23456", parent=subscription)
-    call = ProvisioningCall.objects.create(method="createFirstOrder", params={}, order=subscription)
+    call = ProvisioningCallFactory(order=subscription, customer=None)
     other = OrderFactory(customer=CustomerFactory(name="Zebra Shipping SA"))
     return {
         "cafe": cafe,
@@ -164,7 +163,7 @@ def test_search_page_queries_do_not_grow_with_what_it_finds(
     for n in range(15):
         customer = CustomerFactory(name=f"Growing {n} SA")
         order = OrderFactory(customer=customer)
-        ProvisioningCall.objects.create(method="createFirstOrder", params={}, order=order)
+        ProvisioningCallFactory(order=order, customer=None)
     client.force_login(manager_user)
 
     with django_assert_max_num_queries(14):

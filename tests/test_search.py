@@ -7,11 +7,18 @@ from django.db import connection
 from django.urls import reverse
 
 from customers.models import Customer
-from orders.models import Order, RenewalReminder
+from orders.models import Order
 from portal.admin.changelists import customer_search_q
 from portal.core.search import fold, search_words
-from portal.models import Batch, BatchItem, ProvisioningCall
-from tests.factories import CustomerFactory, OrderFactory, active_subscriptions
+from portal.models import Batch
+from tests.factories import (
+    BatchFactory,
+    BatchItemFactory,
+    CustomerFactory,
+    OrderFactory,
+    ProvisioningCallFactory,
+    RenewalReminderFactory,
+)
 
 CUSTOMERS = reverse("admin:customers_customer_changelist")
 ORDERS = reverse("admin:orders_order_changelist")
@@ -120,32 +127,29 @@ def test_order_list_finds_subscriptions_by_a_word_of_their_customer(manager_clie
 
 def test_call_log_finds_a_customers_calls_by_a_word_of_its_name(manager_client, book):
     order = OrderFactory(customer=book["cafe"], number="O-CALLS23456")
-    registered = ProvisioningCall.objects.create(
-        method="createCustomer", params={}, customer=book["cafe"]
+    registered = ProvisioningCallFactory(
+        order=None, customer=book["cafe"], method="createCustomer", params={}
     )
-    placed = ProvisioningCall.objects.create(method="createFirstOrder", params={}, order=order)
-    ProvisioningCall.objects.create(
-        method="createFirstOrder", params={}, order=OrderFactory(customer=book["other"])
-    )
+    placed = ProvisioningCallFactory(order=order, customer=None)
+    ProvisioningCallFactory(order=OrderFactory(customer=book["other"]), customer=None)
 
     assert _listed(manager_client, CALLS, "olé") == [placed, registered]
     assert _listed(manager_client, CALLS, "calls23456") == [placed]
 
 
 def test_reminder_list_finds_reminders_by_customer_word_or_subscription_id(manager_client, book):
-    cafe = OrderFactory(customer=book["cafe"], number="O-REMIND2345")
-    mine = RenewalReminder.objects.create(subscription=cafe, term_end="2031-01-01")
-    RenewalReminder.objects.create(
-        subscription=OrderFactory(customer=book["other"]), term_end="2031-01-01"
+    mine = RenewalReminderFactory(
+        subscription=OrderFactory(customer=book["cafe"], number="O-REMIND2345", active=True)
     )
+    RenewalReminderFactory(subscription=OrderFactory(customer=book["other"], active=True))
 
     assert _listed(manager_client, REMINDERS, "Café") == [mine]
     assert _listed(manager_client, REMINDERS, "remind2345") == [mine]
 
 
 def test_renewals_due_page_searches_and_keeps_the_search_in_its_links(manager_client, book):
-    (cafe,) = active_subscriptions(book["cafe"], 1, prefix="CAFE", days_left=5)
-    (other,) = active_subscriptions(book["other"], 1, prefix="ZEBRA", days_left=5)
+    cafe = OrderFactory(customer=book["cafe"], active=True, days_left=5)
+    other = OrderFactory(customer=book["other"], active=True, days_left=5)
 
     response = manager_client.get(RENEWALS, {"q": "cafe ole"})
     html = response.content.decode()
@@ -158,22 +162,16 @@ def test_renewals_due_page_searches_and_keeps_the_search_in_its_links(manager_cl
 
 
 def test_batch_list_finds_the_batches_that_held_a_customer_or_its_orders(manager_client, book):
-    order = OrderFactory(customer=book["cafe"])
-    by_order = Batch.objects.create(kind=Batch.Kind.ORDER, action="renew", label="Renew", total=1)
-    BatchItem.objects.create(batch=by_order, position=0, object_id=order.pk, object_label="x")
-    by_customer = Batch.objects.create(
-        kind=Batch.Kind.CUSTOMER, action="register", label="Register", total=1
-    )
-    BatchItem.objects.create(
-        batch=by_customer, position=0, object_id=book["cafe"].pk, object_label="x"
-    )
-    unrelated = Batch.objects.create(kind=Batch.Kind.ORDER, action="renew", label="Renew", total=1)
-    other = OrderFactory(customer=book["other"])
-    BatchItem.objects.create(batch=unrelated, position=0, object_id=other.pk, object_label="x")
+    by_order = BatchItemFactory(subject=OrderFactory(customer=book["cafe"])).batch
+    by_customer = BatchItemFactory(
+        batch=BatchFactory(kind=Batch.Kind.CUSTOMER, action="register", label="Register"),
+        subject=book["cafe"],
+    ).batch
+    unrelated = BatchItemFactory(subject=OrderFactory(customer=book["other"])).batch
+    alone = BatchFactory()
 
     assert set(_listed(manager_client, BATCHES, "cafe")) == {by_order, by_customer}
     assert _listed(manager_client, BATCHES, "zebra") == [unrelated]
-    alone = Batch.objects.create(kind=Batch.Kind.ORDER, action="renew", label="Renew")
     assert alone in _listed(manager_client, BATCHES, str(alone.pk))
 
 

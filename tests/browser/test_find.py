@@ -5,20 +5,15 @@ import re
 from datetime import date
 from decimal import Decimal
 
-from orders.models import Order, Price
+from orders.models import Order
 from tests.browser.conftest import login
 from tests.browser.demo import seed
+from tests.factories import PriceFactory
 
 
 def _priced():
     """The price list the demo's monthly oo-std subscriptions are sold at."""
-    Price.objects.create(
-        product=Order.Product.OO_STD,
-        duration=Order.Duration.MONTHLY,
-        unit_price=Decimal("10"),
-        currency="EUR",
-        valid_from=date(2000, 1, 1),
-    )
+    PriceFactory(unit_price=Decimal("10"), valid_from=date(2000, 1, 1))
 
 
 def _fits(page) -> None:
