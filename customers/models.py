@@ -119,7 +119,7 @@ class Customer(Provisioned):
         "holds the customer, but its id, partner and onboarding link were never returned.",
     )
 
-    search_text = models.TextField(editable=False, blank=True, default="")
+    search_text = models.TextField(editable=False, blank=True, default="", db_default="")
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -27,7 +27,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="customer",
             name="search_text",
-            field=models.TextField(blank=True, default="", editable=False),
+            field=models.TextField(blank=True, db_default="", default="", editable=False),
         ),
         migrations.RemoveIndex(model_name="customer", name="customer_name_upper"),
         migrations.RunPython(fill_search_text, migrations.RunPython.noop),
