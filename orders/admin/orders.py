@@ -290,8 +290,7 @@ class OrderAdmin(
         term = changelists.search_term(search_term)
         if not term:
             return queryset, False
-        matches = changelists.subscription_search_q(term)
-        return queryset.filter(changelists.matching_ids_q(queryset.model, matches)), False
+        return queryset.filter(changelists.subscriptions_found_q(term)), False
 
     def get_urls(self):
         return [

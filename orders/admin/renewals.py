@@ -188,8 +188,7 @@ class RenewalDueAdmin(admin.ModelAdmin):
         elif manager and manager.isdigit():
             renewals = renewals.filter(customer__account_manager_id=int(manager))
         if q:
-            matches = changelists.subscription_search_q(q)
-            renewals = renewals.filter(changelists.matching_ids_q(Order, matches))
+            renewals = renewals.filter(changelists.subscriptions_found_q(q))
         return renewals
 
     def renewals_view(self, request):

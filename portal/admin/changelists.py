@@ -221,6 +221,17 @@ def subscription_search_q(term: str, *, prefix: str = "") -> Q:
     )
 
 
+def subscriptions_found_q(term: str) -> Q:
+    """Subscriptions a search term names, for a list of them: as primary keys found first
+    (see `matching_ids_q`) when few customers match; as the conditions themselves when many
+    do (a common word), where listing the rows first would read most of them twice."""
+    customers = matching_customers(term)
+    matches = Q(pk__in=order_ids(term, subscriptions=True)) | Q(customer__in=customers)
+    if isinstance(customers, QuerySet):
+        return matches
+    return matching_ids_q(Order, matches)
+
+
 class NeedsAttentionFilter(admin.SimpleListFilter):
     """Pending objects no request is working on: an unsettled or unsent call waits on them."""
 
