@@ -13,6 +13,7 @@ from django.utils import timezone
 from customers.models import Customer
 from orders.models import Order, RenewalReminder, SubscriptionChange
 from orders.renewals.selectors import RENEWABLE
+from portal.core.people import display_name
 from portal.models import Batch, BatchItem, ProvisioningCall
 
 # The kinds of events a timeline holds; a page asks for those its reader may see.
@@ -135,7 +136,7 @@ def _changes(subscription_ids: list[int], limit: int) -> list[Event]:
                 )
                 if part
             ),
-            by=change.by.get_username() if change.by_id else "scheduler",
+            by=display_name(change.by) if change.by_id else "scheduler",
             obj=change.subscription,
         )
         for change in changes

@@ -17,6 +17,7 @@ from django.utils.http import urlencode
 from customers.models import Customer
 from orders.models import Order
 from portal.admin import changelists
+from portal.core.people import display_name
 from portal.models import ProvisioningCall
 
 # Rows shown per kind; the kind's own list has the rest.
@@ -56,9 +57,7 @@ def _customer(customer: Customer) -> Found:
         status_label=customer.get_status_display(),
         details=[
             customer.admin_email,
-            f"account manager {manager.get_full_name() or manager.get_username()}"
-            if manager
-            else "no account manager",
+            f"account manager {display_name(manager)}" if manager else "no account manager",
         ],
     )
 
