@@ -8,7 +8,7 @@ from customers.models import Customer
 from orders.money import revenue
 from orders.money.pricing import format_money
 from orders.renewals import terms
-from orders.renewals.selectors import RENEWABLE, renewal_window
+from orders.renewals.selectors import RENEWABLE
 from portal.admin import changelists
 from portal.admin.actions import Provisioning, ProvisioningAdminMixin, attempts_label
 from portal.admin.calls import call_log_link, call_log_url
@@ -176,7 +176,7 @@ class CustomerAdmin(LargeListAdminMixin, ProvisioningAdminMixin, admin.ModelAdmi
         upcoming = selectors.customer_next_renewal(customer=customer, today=today)
         next_renewal = None
         if upcoming is not None:
-            _, last = renewal_window(today=today)
+            _, last = terms.renewal_window(today=today)
             next_renewal = {
                 "order": upcoming,
                 "url": self._url_if_allowed(request, upcoming),
