@@ -167,6 +167,11 @@ RENEWAL_REMINDER_TIME = env.str("RENEWAL_REMINDER_TIME", default="07:00")
 # database; a call waits this long for a place before it is left pending as not sent.
 ONEOFFICE_MAX_IN_FLIGHT = env.int("ONEOFFICE_MAX_IN_FLIGHT", default=8)
 ONEOFFICE_IN_FLIGHT_WAIT_SECONDS = env.float("ONEOFFICE_IN_FLIGHT_WAIT_SECONDS", default=20.0)
+# A call the portal stopped waiting for (its timeout, a dropped connection) keeps its place this
+# much longer: OneOffice may still be working on it, and the cap is for OneOffice.
+ONEOFFICE_IN_FLIGHT_AFTER_TIMEOUT_SECONDS = env.float(
+    "ONEOFFICE_IN_FLIGHT_AFTER_TIMEOUT_SECONDS", default=30.0
+)
 # A bulk action on more objects than this runs as a batch in the cluster.
 BATCH_SYNC_MAX = env.int("BATCH_SYNC_MAX", default=5)
 # How long a batch pauses when OneOffice says "not now" without a Retry-After.

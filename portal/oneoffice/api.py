@@ -11,6 +11,9 @@ raised as one of four classes, which decide what the portal may do next:
   `retry_after`.
 - `VendorOutcomeUnknownError`: it may or may not have been applied (timeout after sending,
   reset, 5xx, an unreadable success body). Only a retry with the same ids can settle it.
+
+An error is `abandoned` when the portal stopped waiting while OneOffice may still be working on
+the call: our timeout, a dropped connection, or a gateway's timeout (504).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class VendorError(Exception):
         body: str = "",
         duration_ms: int = 0,
         retry_after: datetime | None = None,
+        abandoned: bool = False,
     ):
         super().__init__(message)
         self.message = message
@@ -58,6 +62,8 @@ class VendorError(Exception):
         self.duration_ms = duration_ms
         # When the vendor asked us to try again (its Retry-After header), if it did.
         self.retry_after = retry_after
+        # The vendor may still be working on the call: nobody waits for its answer any more.
+        self.abandoned = abandoned
 
 
 class VendorRefusedError(VendorError):
@@ -226,11 +232,13 @@ def _transport_error(exc: requests.RequestException, duration_ms: int) -> Vendor
         return VendorOutcomeUnknownError(
             "OneOffice did not answer in time; the call may have been applied.",
             duration_ms=duration_ms,
+            abandoned=True,
         )
     return VendorOutcomeUnknownError(
         f"The connection to OneOffice broke ({type(exc).__name__}); "
         "the call may have been applied.",
         duration_ms=duration_ms,
+        abandoned=True,
     )
 
 
@@ -286,6 +294,8 @@ def _read_reply(status: int, headers: Any, body: str, duration_ms: int) -> Reply
         body=capped,
         duration_ms=duration_ms,
         retry_after=retry_after,
+        # A gateway in front of OneOffice stopped waiting for it, as our own timeout would.
+        abandoned=status == 504,
     )
 
 

@@ -120,7 +120,8 @@ class Sandbox:
         self.tz = ZoneInfo(tz)
         self.response_style = response_style
         self.requests: list[dict] = []
-        # Requests being answered now, and the most there ever were at once.
+        # Requests being worked on now, those whose client stopped waiting included, and the
+        # most there ever were at once.
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()

@@ -35,6 +35,7 @@ from django_q.tasks import async_task
 from portal.core.sql import insert_select
 from portal.models import Batch, BatchItem, Provisioned, ProvisioningCall
 from portal.provisioning import errors
+from portal.provisioning.holds import item_hold
 
 logger = logging.getLogger(__name__)
 
@@ -102,17 +103,6 @@ def operation(model: type[Provisioned], action: str) -> Operation:
 def _kind_of(model: type[Provisioned]) -> str:
     # A batch's kind is its objects' model name: "customer", "order".
     return str(model._meta.model_name)
-
-
-def _item_hold() -> timedelta:
-    # Longer than one item can take: the wait for an in-flight place, then one call under the
-    # object's lease (the same length as the service's lease).
-    return timedelta(
-        seconds=settings.ONEOFFICE_IN_FLIGHT_WAIT_SECONDS
-        + settings.ONEOFFICE_CONNECT_TIMEOUT
-        + settings.ONEOFFICE_TIMEOUT
-        + 30
-    )
 
 
 def sync_limit() -> int:
@@ -257,7 +247,7 @@ def batch_work(*, batch_id: int) -> Batch:
         return batch
     started = time.monotonic()
     Batch.objects.filter(pk=batch_id).update(
-        worked_until=timezone.now() + timedelta(seconds=BATCH_SLICE_SECONDS) + _item_hold()
+        worked_until=timezone.now() + timedelta(seconds=BATCH_SLICE_SECONDS) + item_hold()
     )
     _recover_stale_items(batch)
     queued = batch.items.filter(state=State.QUEUED).count()
@@ -353,8 +343,8 @@ def _claim(
             state=State.RUNNING,
             claimed_by=token,
             # No claimed item is started after the slice ends, and each is over within
-            # `_item_hold` of its start.
-            claimed_until=now + timedelta(seconds=BATCH_SLICE_SECONDS) + _item_hold(),
+            # `item_hold` of its start.
+            claimed_until=now + timedelta(seconds=BATCH_SLICE_SECONDS) + item_hold(),
             started_at=now,
         )
         if taken:

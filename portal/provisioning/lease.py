@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import TypeVar
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Field, ForeignKey, Q
 from django.utils import timezone
@@ -15,14 +13,10 @@ from django.utils import timezone
 from customers.models import Customer
 from orders.models import Order
 from portal.provisioning.errors import Busy, NotAllowed
+from portal.provisioning.holds import call_hold
 
 Subject = Customer | Order
 S = TypeVar("S", Customer, Order)
-
-
-def lease_length() -> timedelta:
-    # Longer than one call can take, so the lease never lapses under a live call.
-    return timedelta(seconds=settings.ONEOFFICE_CONNECT_TIMEOUT + settings.ONEOFFICE_TIMEOUT + 30)
 
 
 @contextmanager
@@ -30,7 +24,7 @@ def leased(subject: Subject) -> Iterator[None]:
     """Hold the object's lease for the duration of one vendor call, or raise `Busy`."""
     model = type(subject)
     now = timezone.now()
-    until = now + lease_length()
+    until = now + call_hold()
     # One UPDATE in autocommit is its own transaction: the compare-and-set needs no other. A
     # caller inside a transaction is refused by the attempt's durable transaction, before sending.
     taken = (
