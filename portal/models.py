@@ -9,6 +9,7 @@ from django.db.models import Expression, Q
 from django.utils import timezone
 
 from portal.core.ids import new_id
+from portal.oneoffice import api
 
 
 def lease_free_q(*, now: datetime, prefix: str = "") -> Q:
@@ -186,12 +187,8 @@ class Provisioned(models.Model):
 class ProvisioningCall(models.Model):
     """One attempt at one OneOffice call: written before the request, completed after it."""
 
-    class Method(models.TextChoices):
-        CREATE_CUSTOMER = "createCustomer", "createCustomer"
-        CREATE_FIRST_ORDER = "createFirstOrder", "createFirstOrder"
-        CREATE_RENEWAL_ORDER = "createRenewalOrder", "createRenewalOrder"
-        CANCEL_ORDER = "cancelOrder", "cancelOrder"
-        SUSPEND_ORDER = "suspendOrder", "suspendOrder"
+    # OneOffice's methods, as the client names them.
+    Method = api.Method
 
     class Outcome(models.TextChoices):
         IN_FLIGHT = "in-flight", "in flight"
@@ -205,7 +202,7 @@ class ProvisioningCall(models.Model):
         AMBIGUOUS = "ambiguous", "needs a decision"
         CONFIG_ERROR = "config-error", "configuration error"
 
-    method = models.CharField(max_length=32, choices=Method.choices)
+    method = models.CharField(max_length=32, choices=[(name, name) for name in api.Method])
     params = models.JSONField(help_text="The params sent, exactly.")
     customer = models.ForeignKey(
         "customers.Customer", null=True, blank=True, on_delete=models.PROTECT, related_name="calls"

@@ -69,3 +69,11 @@ def test_classify_decides_each_failure(method, exc, landed, outcome, settle, ret
     assert decision == provisioning.Decision(
         outcome, settle, retry=retry, error=error, proves=proves
     )
+
+
+def test_classify_knows_every_method_of_the_client():
+    for method in api.Method:
+        decision = provisioning.classify(
+            method=method, exc=refused("nothing it knows"), may_have_landed=True
+        )
+        assert decision.outcome == Out.REFUSED

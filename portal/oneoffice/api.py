@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -86,11 +87,22 @@ class VendorOutcomeUnknownError(VendorError):
     """The request may have been applied; only a retry with the same ids can tell."""
 
 
+class Method(StrEnum):
+    """OneOffice's methods, by the name each is called with: the call log records them, and
+    what an answer means is looked up by them."""
+
+    CREATE_CUSTOMER = "createCustomer"
+    CREATE_FIRST_ORDER = "createFirstOrder"
+    CREATE_RENEWAL_ORDER = "createRenewalOrder"
+    CANCEL_ORDER = "cancelOrder"
+    SUSPEND_ORDER = "suspendOrder"
+
+
 @dataclass(frozen=True)
 class Request:
     """One call, built before it is sent so the caller can record exactly what goes out."""
 
-    method: str
+    method: Method
     params: dict[str, Any]
 
 
@@ -117,7 +129,7 @@ def create_customer(
     *, customer_id: str, name: str, email: str, phone: str, display_name: str
 ) -> Request:
     return Request(
-        "createCustomer",
+        Method.CREATE_CUSTOMER,
         {
             "id": customer_id,
             "name": name,
@@ -130,7 +142,7 @@ def create_first_order(
     *, customer_id: str, order_id: str, product: str, licenses: int, duration: str
 ) -> Request:
     return Request(
-        "createFirstOrder",
+        Method.CREATE_FIRST_ORDER,
         {
             "customer": customer_id,
             "id": order_id,
@@ -142,15 +154,15 @@ def create_first_order(
 
 
 def create_renewal_order(*, parent_id: str, order_id: str) -> Request:
-    return Request("createRenewalOrder", {"parent": parent_id, "id": order_id})
+    return Request(Method.CREATE_RENEWAL_ORDER, {"parent": parent_id, "id": order_id})
 
 
 def cancel_order(*, order_id: str) -> Request:
-    return Request("cancelOrder", {"id": order_id})
+    return Request(Method.CANCEL_ORDER, {"id": order_id})
 
 
 def suspend_order(*, order_id: str) -> Request:
-    return Request("suspendOrder", {"id": order_id})
+    return Request(Method.SUSPEND_ORDER, {"id": order_id})
 
 
 class OneOfficeClient:

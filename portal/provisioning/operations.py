@@ -543,7 +543,7 @@ def register_operations() -> None:
             order=obj, status=obj.oneoffice_status, by=by, call=obj.oneoffice_status_call
         )
 
-    Method = ProvisioningCall.Method
+    Method = api.Method
     table: dict[str, tuple[type[Customer] | type[Order], Callable[..., Provisioned], str, str]] = {
         "register": (Customer, customer(customer_register), "registered", Method.CREATE_CUSTOMER),
         "place": (Order, order(order_place), "placed", Method.CREATE_FIRST_ORDER),

@@ -23,19 +23,19 @@ Outcome = ProvisioningCall.Outcome
 # Refusals that, on a retry after an unknown outcome, prove the earlier attempt landed.
 # A duplicate on another column (the vendor's documented "users_email") says nothing about our id.
 _ID_EXISTS = r"^(?!.*email)(?=.*(duplicate key|already exists))"
-# Keyed by the stored method name: `classify` gets it from the call log as a plain string.
+# Keyed by the method: `classify` gets its name from the call log as a plain string.
 _SETTLES: dict[str, re.Pattern[str]] = {
-    ProvisioningCall.Method.CREATE_CUSTOMER: re.compile(_ID_EXISTS, re.I | re.S),
-    ProvisioningCall.Method.CREATE_FIRST_ORDER: re.compile(_ID_EXISTS, re.I | re.S),
-    ProvisioningCall.Method.CREATE_RENEWAL_ORDER: re.compile(_ID_EXISTS, re.I | re.S),
-    ProvisioningCall.Method.CANCEL_ORDER: re.compile(r"already cancel", re.I),
-    ProvisioningCall.Method.SUSPEND_ORDER: re.compile(r"already suspend", re.I),
+    api.Method.CREATE_CUSTOMER: re.compile(_ID_EXISTS, re.I | re.S),
+    api.Method.CREATE_FIRST_ORDER: re.compile(_ID_EXISTS, re.I | re.S),
+    api.Method.CREATE_RENEWAL_ORDER: re.compile(_ID_EXISTS, re.I | re.S),
+    api.Method.CANCEL_ORDER: re.compile(r"already cancel", re.I),
+    api.Method.SUSPEND_ORDER: re.compile(r"already suspend", re.I),
 }
 # Refusals that, on a retry after an unknown outcome, may or may not mean the earlier attempt
 # landed. "Too early to renew" is true after a renewal that landed, but also when OneOffice's
 # term end is later than ours (its "today" in another zone, a retry that crossed midnight).
 _AMBIGUOUS: dict[str, re.Pattern[str]] = {
-    ProvisioningCall.Method.CREATE_RENEWAL_ORDER: re.compile(r"more than \d+ days|days left", re.I)
+    api.Method.CREATE_RENEWAL_ORDER: re.compile(r"more than \d+ days|days left", re.I)
 }
 
 # Refusals that prove which status OneOffice holds the subscription in, on any attempt: the
@@ -44,12 +44,12 @@ _AMBIGUOUS: dict[str, re.Pattern[str]] = {
 # proves nothing of the kind, and neither does any other refusal.
 _CANCELLED = re.compile(r"already cancel|\bis cancell?ed\b", re.I)
 _PROVES: dict[str, tuple[tuple[re.Pattern[str], str], ...]] = {
-    ProvisioningCall.Method.CANCEL_ORDER: ((_CANCELLED, Order.Status.CANCELLED),),
-    ProvisioningCall.Method.SUSPEND_ORDER: (
+    api.Method.CANCEL_ORDER: ((_CANCELLED, Order.Status.CANCELLED),),
+    api.Method.SUSPEND_ORDER: (
         (re.compile(r"already suspend", re.I), Order.Status.SUSPENDED),
         (_CANCELLED, Order.Status.CANCELLED),
     ),
-    ProvisioningCall.Method.CREATE_RENEWAL_ORDER: ((_CANCELLED, Order.Status.CANCELLED),),
+    api.Method.CREATE_RENEWAL_ORDER: ((_CANCELLED, Order.Status.CANCELLED),),
 }
 
 

@@ -44,7 +44,7 @@ def fill_calls(total: int) -> None:
     from portal.models import ProvisioningCall
 
     rng = random.Random(20260101)
-    methods = ProvisioningCall.Method.values
+    methods = list(ProvisioningCall.Method)
     outcomes = ProvisioningCall.Outcome.values
     order_ids = list(Order.objects.values_list("id", flat=True)[:10_000])
     now = timezone.now()
