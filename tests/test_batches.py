@@ -369,30 +369,29 @@ def test_a_429_with_retry_after_pauses_the_batch_that_long(sandbox, settings):
     assert batch.items.filter(state=State.NOT_NOW).count() == 1
 
 
-def test_not_now_reads_status_and_retry_after_of_the_clients_error():
-    from portal.oneoffice.api import VendorError
+def test_a_503_with_retry_after_pauses_the_batch_that_long(sandbox, settings):
+    batch, sent = _not_now_batch(sandbox, settings, fault="503-retry-after", retry_after="2")
+    assert sent[1]["at"] - sent[0]["at"] >= 1.95
+    assert batch.items.filter(state=State.NOT_NOW).count() == 1
+    # It may have been applied: it stays pending for its retry; the batch sent each one once.
+    assert len(sent) == 3
 
-    def raised(status: int, retry_after=None):
-        # As the service raises it: its error while handling the client's.
-        try:
-            try:
-                cause = VendorError("later", status=status)
-                cause.retry_after = retry_after
-                raise cause
-            except VendorError:
-                raise provisioning.StillPending("x")  # noqa: B904
-        except provisioning.StillPending as exc:
-            return exc
+
+def test_a_batch_pauses_as_long_as_the_service_error_says(settings):
+    settings.BATCH_NOT_NOW_PAUSE_SECONDS = 30
+
+    def error(*, not_now: bool, not_before=None) -> provisioning.ProvisioningError:
+        exc = provisioning.StillPending("x")
+        exc.not_now, exc.not_before = not_now, not_before
+        return exc
 
     now = timezone.now()
-    assert batches.not_now_until(raised(status=500)) is None
-    assert batches.not_now_until(raised(status=503)) is None
     at = now + timedelta(seconds=7)
-    assert batches.not_now_until(raised(status=503, retry_after=at)) == at
-    assert batches.not_now_until(raised(status=429, retry_after=at)) == at
-    two = batches.not_now_until(raised(status=408, retry_after=2))
-    assert timedelta(seconds=1.5) < two - now < timedelta(seconds=3)
-    far = batches.not_now_until(raised(status=429, retry_after=now + timedelta(days=9)))
+    assert batches.not_now_until(error(not_now=False, not_before=at)) is None
+    assert batches.not_now_until(error(not_now=True, not_before=at)) == at
+    default = batches.not_now_until(error(not_now=True))
+    assert timedelta(seconds=29) < default - now <= timedelta(seconds=31)
+    far = batches.not_now_until(error(not_now=True, not_before=now + timedelta(days=9)))
     assert far - now <= batches.LONGEST_PAUSE + timedelta(seconds=1)
 
 

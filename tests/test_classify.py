@@ -1,5 +1,7 @@
 """The pure classification of a failed OneOffice call, as a table."""
 
+from datetime import UTC, datetime
+
 import pytest
 
 from portal import provisioning
@@ -68,6 +70,44 @@ def test_classify_decides_each_failure(method, exc, landed, outcome, settle, ret
 
     assert decision == provisioning.Decision(
         outcome, settle, retry=retry, error=error, proves=proves
+    )
+
+
+LATER = datetime(2027, 3, 1, 12, 5, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("exc", "landed", "outcome", "error", "not_now", "not_before"),
+    [
+        (api.VendorNotNowError("429", status=429, retry_after=LATER), False, Out.NOT_NOW,
+         provisioning.StillPending, True, LATER),
+        (api.VendorNotNowError("408", status=408), False, Out.NOT_NOW,
+         provisioning.StillPending, True, None),
+        (api.VendorNotNowError("429", status=429), True, Out.NOT_NOW,
+         provisioning.OutcomeUnknown, True, None),
+        # An answer that may have been applied and names a Retry-After: unknown, and not now.
+        (api.VendorOutcomeUnknownError("503", status=503, retry_after=LATER), False, Out.UNKNOWN,
+         provisioning.OutcomeUnknown, True, LATER),
+        (api.VendorOutcomeUnknownError("500", status=500, retry_after=LATER), True, Out.UNKNOWN,
+         provisioning.OutcomeUnknown, True, LATER),
+        (api.VendorOutcomeUnknownError("503", status=503), False, Out.UNKNOWN,
+         provisioning.OutcomeUnknown, False, None),
+        (api.VendorNotSentError("refused"), False, Out.NOT_SENT, provisioning.StillPending,
+         False, None),
+    ],
+)  # fmt: skip
+def test_classify_decides_what_not_now_means_and_until_when(
+    exc, landed, outcome, error, not_now, not_before
+):
+    decision = provisioning.classify(method=M.CREATE_FIRST_ORDER, exc=exc, may_have_landed=landed)
+
+    assert decision == provisioning.Decision(
+        outcome,
+        Settle.PENDING,
+        retry=True,
+        error=error,
+        not_now=not_now,
+        not_before=not_before,
     )
 
 

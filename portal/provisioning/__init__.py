@@ -29,7 +29,8 @@ The rules (`classify` decides each failed call; the README's "Reliability rules"
 - Not now: 429 and 408 were not applied. The object stays pending and is retried after the
   vendor's Retry-After or the back-off, whichever is later; never final, and after an unknown
   outcome it stays unknown. A 5xx with Retry-After stays an unknown outcome, retried no earlier
-  than asked.
+  than asked. Both are "not now": the error the service raises says so and when to come back
+  (`not_now`, `not_before`), and a batch pauses on that.
 - Proof of OneOffice's state: a refusal such as "already cancelled" to a cancel, "already
   suspended" to a suspend, on any attempt, proves the status OneOffice holds. It changes
   nothing by itself: the subscription remembers the proof (`oneoffice_status`) and a person

@@ -10,8 +10,8 @@ call log, unknown outcomes and automatic retries are exactly those of one click.
   cluster's task timeout; a task that died is noticed by `batch_resume_stalled` (a periodic
   schedule), which hands the batch to a new task; a `running` item whose claim expired is
   settled from the call log, never sent again by the batch;
-- when OneOffice says "not now" (429, 408, or 503 with Retry-After) the whole batch pauses
-  until then (`paused_until`) instead of trying item after item.
+- when OneOffice says "not now" (as `classify` decides it) the whole batch pauses until the
+  time it named (`paused_until`) instead of trying item after item.
 """
 
 from __future__ import annotations
@@ -391,7 +391,7 @@ def _run(work: _Slice, item: BatchItem, obj: Provisioned | None) -> None:
             result = operation.run(obj, by=batch.created_by)
         except errors.ProvisioningError as exc:
             pause_until = not_now_until(exc)
-            state, message = _state_for(exc, not_now=pause_until is not None), exc.summary(obj)
+            state, message = _state_for(exc), exc.summary(obj)
         except Exception as exc:
             # A bug or a database failure must not stop the other items; whatever the service
             # left pending is settled by its retries.
@@ -424,11 +424,11 @@ def _settle(work: _Slice, item: BatchItem, *, state: str, message: str) -> None:
         work.paused_until = max(until, work.paused_until or until)
 
 
-def _state_for(exc: errors.ProvisioningError, *, not_now: bool) -> str:
+def _state_for(exc: errors.ProvisioningError) -> str:
     if isinstance(exc, errors.VendorRefused):
         return State.REFUSED
     if isinstance(exc, errors.StillPending):
-        return State.NOT_NOW if not_now else State.UNKNOWN
+        return State.NOT_NOW if exc.not_now else State.UNKNOWN
     if isinstance(
         exc,
         errors.InvalidInput | errors.NotAllowed | errors.Busy | errors.ConfigurationProblem,
@@ -438,27 +438,14 @@ def _state_for(exc: errors.ProvisioningError, *, not_now: bool) -> str:
     return State.UNKNOWN
 
 
-def not_now_until(exc: BaseException) -> datetime | None:
-    """When OneOffice said "not now" to the call behind `exc`, the moment to try again.
-
-    "Not now" is HTTP 429 or 408, or a 503 that names a Retry-After. The client's error
-    behind the service's error carries `status` and, when it read one, `retry_after` (a
-    moment, or seconds); without it the batch waits BATCH_NOT_NOW_PAUSE_SECONDS.
-    """
-    cause = exc.__cause__ or exc.__context__
-    status = getattr(cause, "status", None)
-    retry_after = getattr(cause, "retry_after", None)
-    if status not in (408, 429) and not (status == 503 and retry_after is not None):
+def not_now_until(exc: errors.ProvisioningError) -> datetime | None:
+    """When the service's error says OneOffice said "not now", the moment to send the batch's
+    next item: the time OneOffice named, or BATCH_NOT_NOW_PAUSE_SECONDS from now when it named
+    none; never further than LONGEST_PAUSE. None when it did not say "not now"."""
+    if not exc.not_now:
         return None
     now = timezone.now()
-    if isinstance(retry_after, datetime):
-        until = retry_after
-    elif isinstance(retry_after, timedelta):
-        until = now + retry_after
-    elif isinstance(retry_after, int | float) and not isinstance(retry_after, bool):
-        until = now + timedelta(seconds=retry_after)
-    else:
-        until = now + timedelta(seconds=settings.BATCH_NOT_NOW_PAUSE_SECONDS)
+    until = exc.not_before or now + timedelta(seconds=settings.BATCH_NOT_NOW_PAUSE_SECONDS)
     return min(until, now + LONGEST_PAUSE)
 
 

@@ -4,6 +4,7 @@ how the admin reports it."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 
 class ProvisioningError(Exception):
@@ -17,6 +18,10 @@ class ProvisioningError(Exception):
     prefix = "{subject}: not sent. "
     # The status a refusal proved OneOffice holds the subscription in (see `classify`).
     proves = ""
+    # OneOffice said "not now" (see `classify`): send it nothing more before `not_before`, the
+    # time it named, when it named one.
+    not_now = False
+    not_before: datetime | None = None
 
     def summary(self, subject: object) -> str:
         return self.prefix.format(subject=subject) + str(self)

@@ -232,7 +232,7 @@ def record_failure(
             fields += note_proof(subject, decision.proves, call)
         save_outcome(subject, fields)
         if decision.retry:
-            retries.plan_retry(subject, call, not_before=exc.retry_after)
+            retries.plan_retry(subject, call, not_before=decision.not_before)
     logger.warning(
         "%s %s: %s (attempt %s): %s", call.method, subject, decision.outcome, call.attempt, exc
     )
@@ -242,6 +242,7 @@ def record_failure(
         raise RuntimeError(f"{call.method} {subject}: a failure decided without an error.")
     failure = error(failure_message(decision, subject, exc, may_have_landed))
     failure.proves = decision.proves
+    failure.not_now, failure.not_before = decision.not_now, decision.not_before
     raise failure
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from orders.models import Order
 from portal.models import ProvisioningCall
@@ -83,6 +84,10 @@ class Decision:
     error: type[ProvisioningError] | None
     # A refusal that proves the subscription's status at OneOffice: that status.
     proves: str = ""
+    # OneOffice asked to be called again later: nothing more is sent to it before `not_before`
+    # (the time it named, if it named one).
+    not_now: bool = False
+    not_before: datetime | None = None
 
 
 def classify(*, method: str, exc: api.VendorError, may_have_landed: bool) -> Decision:
@@ -109,7 +114,24 @@ def classify(*, method: str, exc: api.VendorError, may_have_landed: bool) -> Dec
         return Decision(Outcome.CONFIG_ERROR, settle, retry=False, error=ConfigurationProblem)
     if isinstance(exc, api.VendorNotSentError | api.VendorNotNowError):
         # Not applied, and never final: an earlier attempt may still have landed.
-        outcome = Outcome.NOT_SENT if isinstance(exc, api.VendorNotSentError) else Outcome.NOT_NOW
         error = OutcomeUnknown if may_have_landed else StillPending
-        return Decision(outcome, Settle.PENDING, retry=True, error=error)
-    return Decision(Outcome.UNKNOWN, Settle.PENDING, retry=True, error=OutcomeUnknown)
+        if isinstance(exc, api.VendorNotSentError):
+            return Decision(Outcome.NOT_SENT, Settle.PENDING, retry=True, error=error)
+        return Decision(
+            Outcome.NOT_NOW,
+            Settle.PENDING,
+            retry=True,
+            error=error,
+            not_now=True,
+            not_before=exc.retry_after,
+        )
+    # Any other answer that names a Retry-After (a 503 in practice) says "not now" too, though
+    # the call may have been applied all the same.
+    return Decision(
+        Outcome.UNKNOWN,
+        Settle.PENDING,
+        retry=True,
+        error=OutcomeUnknown,
+        not_now=exc.retry_after is not None,
+        not_before=exc.retry_after,
+    )
