@@ -826,6 +826,36 @@ def test_auto_renewal_report_does_not_list_one_renewed_by_hand_as_not_renewed(
     assert by_hand.number in meanwhile and by_job.number not in meanwhile
 
 
+def test_auto_renewal_leaves_a_renewal_under_way_to_its_retry(sandbox, settings):
+    under_way, due = _auto_subscriptions(2)
+    with _near_term_end(under_way):
+        sandbox.inject("createRenewalOrder", "500-after")
+        with pytest.raises(provisioning.OutcomeUnknown):
+            provisioning.order_renew(order=Order.objects.get(pk=under_way.pk))
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(batches, "enqueue", lambda batch_id: None)
+            batch = autorenew.auto_renew_due()
+    # Only the other one is claimed and put in the batch: the pending renewal's retry settles
+    # the first, with the same ids, and the job neither claims nor reports it.
+    assert list(batch.items.values_list("object_id", flat=True)) == [due.pk]
+    assert set(AutoRenewal.objects.values_list("subscription_id", flat=True)) == {due.pk}
+
+
+def test_auto_renewal_reports_as_skipped_only_what_it_skipped(sandbox, settings, mailoutbox):
+    (sub,) = _auto_subscriptions(1)
+    with _near_term_end(sub):
+        sandbox.inject("createRenewalOrder", "respond", status=400, body='"payment overdue"')
+        batch = autorenew.auto_renew_due()
+        # Suspended after OneOffice refused the job's renewal, before the report is read.
+        provisioning.order_suspend(order=Order.objects.get(pk=sub.pk))
+    mailoutbox.clear()
+    autorenew.auto_renew_report(batch=batch)
+    [report] = [m for m in mailoutbox if m.to == [settings.MANAGERS_EMAIL]]
+    assert report.subject.endswith("0 renewed, 1 NOT renewed")
+    assert "payment overdue" in report.body.split("NOT renewed")[1]
+    assert "Skipped, suspended" not in report.body
+
+
 # A finished batch's page tells the truth later too ------------------------------------------
 
 
