@@ -8,6 +8,7 @@ import pytest
 import time_machine
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Permission
+from django.test import Client
 from django.urls import reverse
 from django_otp.oath import totp
 from django_otp.plugins.otp_static.models import StaticDevice
@@ -414,3 +415,84 @@ def test_codes_are_not_kept_in_the_lockout_records(client, sales_user, clock):
     attempt = AccessAttempt.objects.get()
     assert attempt.failures_since_start == 1
     assert wrong not in attempt.post_data and PASSWORD not in attempt.post_data
+
+
+# Other sessions of the same user -------------------------------------------------------------
+
+
+def _key_shown(client) -> bytes:
+    """The key an enrolment page shows under its QR code, as the person reads it."""
+    from base64 import b32decode
+
+    return b32decode(client.get(ENROL).context["manual_key"].replace(" ", ""))
+
+
+def _code_from_key(key: bytes) -> str:
+    return f"{totp(key, step=30, t0=0, digits=6):06d}"
+
+
+def test_a_second_session_cannot_use_the_pending_key_of_the_first(sales_user, clock):
+    first, second = Client(), Client()
+    assert login(first).status_code == 302
+    assert login(second).status_code == 302
+    seen_by_second = _key_shown(second)
+    device = _enrolment_device(first)
+
+    response = first.post(ENROL, {"device": device.pk, "code": code_for(device)})
+
+    assert "recovery codes" in response.content.decode().lower()
+    assert first.get(ORDERS).status_code == 200
+    # The second session was ended, and the key it saw signs nobody in.
+    assert not signed_in(second)
+    assert second.get(ORDERS).url.startswith(LOGIN)
+    clock.shift(timedelta(seconds=30))
+    response = login(second, _code_from_key(seen_by_second))
+    assert "Wrong code" in errors(response)
+    assert not signed_in(second)
+    clock.shift(timedelta(seconds=30))
+    assert login(second, code_for(device)).status_code == 302
+
+
+def test_each_session_gets_its_own_pending_key(sales_user):
+    first, second = Client(), Client()
+    first.force_login(sales_user)
+    second.force_login(sales_user)
+
+    assert _key_shown(first) != _key_shown(second)
+    assert _key_shown(first) == _key_shown(first)
+
+
+def test_a_session_cannot_enrol_with_the_pending_key_of_another(sales_user, clock):
+    first, second = Client(), Client()
+    first.force_login(sales_user)
+    second.force_login(sales_user)
+    theirs = _enrolment_device(first)
+    _enrolment_device(second)
+
+    response = second.post(ENROL, {"device": theirs.pk, "code": code_for(theirs)})
+
+    assert "scan the new QR code" in response.content.decode()
+    assert not twofactor.has_device(sales_user)
+
+
+def test_reset_ends_every_session_of_the_user(sales_user, superuser, clock):
+    device, _ = enrolled(sales_user)
+    enrolled(superuser)
+    admin_client, before = Client(), Client()
+    assert login(before, code_for(device)).status_code == 302
+    password_only = Client()
+    password_only.force_login(sales_user)
+    assert before.get(ORDERS).status_code == 200
+    assert login(admin_client, code_for(TOTPDevice.objects.get(user=superuser)), username="root")
+
+    _reset(admin_client, sales_user)
+
+    # Neither session opened before the reset may enrol a new authenticator.
+    for session in (before, password_only):
+        assert not signed_in(session)
+        assert session.get(ENROL).url.startswith(LOGIN)
+    assert not TOTPDevice.objects.filter(user=sales_user).exists()
+    # The superuser who reset stays signed in; the user signs in again with the password.
+    assert admin_client.get(ORDERS).status_code == 200
+    assert login(before).status_code == 302
+    assert before.get(ORDERS).url.startswith(ENROL)

@@ -7,12 +7,17 @@ django-otp and also count towards the login lockout of django-axes, like wrong p
 
 With STAFF_2FA_REQUIRED on, `TwoFactorMiddleware` sends a signed-in staff user who has not
 given a code to the login page, or to enrolment when they have no device yet.
+
+Enrolment and a reset end every other session of the user: a session opened with the password
+alone, or before a reset, cannot then enrol or use a key it saw. A key being set up belongs to
+the session that asked for it (each session gets its own).
 """
 
 from __future__ import annotations
 
 import re
 from base64 import b32encode
+from importlib import import_module
 from urllib.parse import urlencode
 
 import segno
@@ -21,14 +26,17 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import SESSION_KEY
 from django.contrib.auth import logout as auth_logout
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.signals import user_login_failed
 from django.contrib.auth.views import redirect_to_login
+from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django_otp import login as otp_login
@@ -42,6 +50,8 @@ APP_DEVICE = "Authenticator app"
 RECOVERY_DEVICE = "Recovery codes"
 _TOTP_CODE = re.compile(r"[0-9]{6}")
 _DEVICE_ID = re.compile(r"[0-9]{1,18}")
+# The session's own authenticator key being set up: the pk of an unconfirmed TOTPDevice.
+_PENDING_KEY = "two_factor_pending_device"
 
 Kind = TwoFactorEvent.Kind
 
@@ -144,6 +154,7 @@ def enrol(
         raise CodeRefused(
             "Wrong code. Check the time on your phone and enter the code the app shows now."
         )
+    end_sessions(user, keep=request.session.session_key)
     return codes
 
 
@@ -166,7 +177,28 @@ def reset_devices(
         for model in (TOTPDevice, StaticDevice):
             deleted += model.objects.filter(user=user).delete()[1].get(model._meta.label, 0)
         record(Kind.RESET, user=user, request=request, by=by, detail=f"{deleted} device(s)")
+    # Whoever resets their own devices keeps the session they did it from.
+    own = request is not None and request.user.pk == user.pk
+    end_sessions(user, keep=request.session.session_key if own else None)
     return deleted
+
+
+def end_sessions(user: AbstractBaseUser, *, keep: str | None = None) -> int:
+    """Sign the user out of every session but `keep`. Returns how many were ended.
+
+    Reads the sessions in the database, so it needs one of the database session engines
+    (`db`, Django's default, or `cached_db`). A request of an ended session that is still
+    running cannot save that session again: Django answers it with "session interrupted".
+    """
+    engine = import_module(settings.SESSION_ENGINE)
+    ended = 0
+    sessions = Session.objects.filter(expire_date__gt=timezone.now()).exclude(session_key=keep)
+    for key, data in sessions.values_list("session_key", "session_data").iterator():
+        store = engine.SessionStore(session_key=key)
+        if store.decode(data).get(SESSION_KEY) == str(user.pk):
+            store.delete()
+            ended += 1
+    return ended
 
 
 def _new_recovery_codes(user: AbstractBaseUser) -> list[str]:
@@ -278,8 +310,8 @@ def _enrol_view(request: HttpRequest, context: dict) -> HttpResponse:
     if request.method == "POST":
         form = CodeForm(request.POST)
         device_id = request.POST.get("device", "")
-        # ASCII digits that fit a bigint only: str.isdigit() also accepts "¹".
-        if _DEVICE_ID.fullmatch(device_id):
+        # Only this session's own key: ASCII digits, as str.isdigit() also accepts "¹".
+        if _DEVICE_ID.fullmatch(device_id) and device_id == str(request.session.get(_PENDING_KEY)):
             device = TOTPDevice.objects.filter(pk=device_id, user=user, confirmed=False).first()
         if device is None:
             form.add_error(None, "That set-up was replaced: scan the new QR code below.")
@@ -292,13 +324,16 @@ def _enrol_view(request: HttpRequest, context: dict) -> HttpResponse:
                 form.add_error("code", str(exc))
             else:
                 otp_login(request, device)
+                request.session.pop(_PENDING_KEY, None)
                 return TemplateResponse(
                     request, "twofactor/codes.html", {**context, "codes": codes, "enrolled": True}
                 )
     if device is None:
-        device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+        pending = request.session.get(_PENDING_KEY)
+        device = TOTPDevice.objects.filter(pk=pending, user=user, confirmed=False).first()
     if device is None:
         device = TOTPDevice.objects.create(user=user, name=APP_DEVICE, confirmed=False)
+        request.session[_PENDING_KEY] = device.pk
     context |= {
         "form": form,
         "device": device,
