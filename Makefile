@@ -74,8 +74,11 @@ hooks: install
 	$(PIP) pre-commit
 	$(VENV)/bin/pre-commit install
 
+# Every benchmark, on scratch databases of ARGS' size (CI: a small one, so none can rot).
 bench: install
 	$(PY) tests/benchmarks/bench_orders.py $(ARGS)
+	$(PY) tests/benchmarks/bench_ops.py $(ARGS)
+	$(PY) tests/benchmarks/bench_batch.py $(BATCH_ARGS)
 
 bench-batch: install
 	$(PY) tests/benchmarks/bench_batch.py $(ARGS)

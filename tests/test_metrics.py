@@ -78,6 +78,17 @@ def test_metrics_by_token(client, settings, header, status):
     assert client.get(URL, HTTP_AUTHORIZATION=header).status_code == status
 
 
+@pytest.mark.parametrize("given", ["Bearer jürgen", "Bearer \u00ff\u00fe", "Bürer token"])
+def test_metrics_refuse_a_non_ascii_authorization_header(client, settings, given):
+    settings.METRICS_ALLOWED_IPS = []
+    settings.METRICS_TOKEN = TOKEN
+    # The test client sends the header as the server would hand it over: Latin-1 text.
+    header = given.encode("utf-8").decode("latin-1")
+
+    assert client.get(URL, HTTP_AUTHORIZATION=header).status_code == 403
+    assert client.get(URL, HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 200
+
+
 def test_metrics_need_no_login_and_ignore_sessions(client, open_to_loopback, settings):
     settings.STAFF_2FA_REQUIRED = True
 

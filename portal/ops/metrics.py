@@ -178,7 +178,12 @@ def _client_allowed(request: HttpRequest) -> bool:
 def _token_given(request: HttpRequest) -> bool:
     token = settings.METRICS_TOKEN
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(given, token)
+    # Compared as bytes: a header is any Latin-1 text, and compare_digest refuses non-ASCII str.
+    return (
+        bool(token)
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8"))
+    )
 
 
 @never_cache

@@ -133,6 +133,15 @@ class Series:
 def insert_select(model, n: int, values: dict[str, str], series: Series) -> None:
     """Insert `n` rows of `model` in one statement; `values` are SQL expressions of `i` per
     column, every other column takes its field's default (or NULL)."""
+    if n <= 0:
+        return
+    with_clause, source = series.rows(n)
+    insert_from(model, values, source, with_clause)
+
+
+def insert_from(model, values: dict[str, str], source: str, with_clause: str = "") -> None:
+    """INSERT ... SELECT `values` (SQL expressions per column) FROM `source`; every column not
+    named takes its field's default (or NULL), so a new column never breaks the fill."""
     from django.db import connection
 
     qn = connection.ops.quote_name
@@ -147,7 +156,6 @@ def insert_select(model, n: int, values: dict[str, str], series: Series) -> None
             exprs.append("NULL")
         else:
             exprs.append(literal(field.get_db_prep_save(field.get_default(), connection)))
-    with_clause, source = series.rows(n)
     sql = (
         f"{with_clause}INSERT INTO {qn(model._meta.db_table)} ({', '.join(columns)}) "
         f"SELECT {', '.join(exprs)} FROM {source}"
@@ -263,20 +271,26 @@ def fill(total: int, today: date, calls: int, renewals_of_one: int) -> int:
         )
         qn = connection.ops.quote_name
         renewals = total - subscriptions
+        insert_from(
+            Order,
+            {
+                "number": series.padded("BENCH-R", "k"),
+                "customer_id": "customer_id",
+                "parent_id": "id",
+                "product": "product",
+                "licenses": "licenses",
+                "duration": "'monthly'",
+                "status": "'active'",
+                "term_start": "term_start",
+                "term_end": "term_end",
+                "created_at": "created_at",
+                "updated_at": "created_at",
+            },
+            "(SELECT id, customer_id, product, licenses, term_start, term_end, created_at, "
+            "ROW_NUMBER() OVER (ORDER BY id) AS k FROM orders_order "
+            f"WHERE status = 'active' AND parent_id IS NULL) a WHERE k <= {renewals}",
+        )
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {qn(Order._meta.db_table)} (number, customer_id, parent_id, "
-                "product, licenses, duration, status, pending_action, last_error, attempts, "
-                "term_start, term_end, discount_percent, currency, current_currency, "
-                "auto_renew, created_at, updated_at) "
-                f"SELECT {series.padded('BENCH-R', 'k')}, customer_id, id, product, licenses, "
-                "'monthly', 'active', '', '', 0, term_start, term_end, 0, '', '', FALSE, "
-                "created_at, created_at FROM ("
-                "SELECT id, customer_id, product, licenses, term_start, term_end, created_at, "
-                "ROW_NUMBER() OVER (ORDER BY id) AS k FROM orders_order "
-                "WHERE status = 'active' AND parent_id IS NULL) a "
-                f"WHERE k <= {renewals}"
-            )
             # The renewal is the current term; the first order's term ran the 30 days before.
             cursor.execute(
                 f"UPDATE {qn(Order._meta.db_table)} SET term_end = term_start, "
@@ -306,6 +320,7 @@ def fill(total: int, today: date, calls: int, renewals_of_one: int) -> int:
         )
         first_order = Order.objects.order_by("pk").values_list("pk", flat=True)[0]
         # One call in five registers a customer; the rest are about orders. Two years of calls.
+        spacing = max(1, 63_000_000 // max(1, calls))
         insert_select(
             ProvisioningCall,
             calls,
@@ -315,8 +330,8 @@ def fill(total: int, today: date, calls: int, renewals_of_one: int) -> int:
                 "customer_id": f"CASE WHEN i % 5 = 0 THEN {first_customer} + i % {customer_count} "
                 "ELSE NULL END",
                 "order_id": f"CASE WHEN i % 5 = 0 THEN NULL ELSE {first_order} + i % {total} END",
-                "started_at": series.stamp(now, f"({calls} - i) * {max(1, 63_000_000 // calls)}"),
-                "finished_at": series.stamp(now, f"({calls} - i) * {max(1, 63_000_000 // calls)}"),
+                "started_at": series.stamp(now, f"({calls} - i) * {spacing}"),
+                "finished_at": series.stamp(now, f"({calls} - i) * {spacing}"),
                 "duration_ms": "100 + i % 900",
                 "http_status": "200",
                 "outcome": "'ok'",
@@ -333,22 +348,26 @@ def fill(total: int, today: date, calls: int, renewals_of_one: int) -> int:
 def cancellations(series: Series, now) -> None:
     """A successful cancelOrder call for every cancelled subscription, over the last 400 days:
     churn and MRR by month date cancellations from the call log."""
-    from django.db import connection
-
     from portal.models import ProvisioningCall
 
-    qn = connection.ops.quote_name
     ago = "(o.id * 7919) % 34560000"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {qn(ProvisioningCall._meta.db_table)} (method, params, customer_id, "
-            "order_id, attempt, status_before, started_at, finished_at, duration_ms, http_status, "
-            "response_body, outcome, error, settled_earlier) "
-            "SELECT 'cancelOrder', '{}', o.customer_id, o.id, 1, 'active', "
-            f"{series.stamp(now, ago + ' + 1')}, {series.stamp(now, ago)}, 1000, 200, '', 'ok', "
-            f"'', {literal(False)} FROM orders_order o "
-            "WHERE o.parent_id IS NULL AND o.status = 'cancelled'"
-        )
+    insert_from(
+        ProvisioningCall,
+        {
+            "method": "'cancelOrder'",
+            "params": "'{}'",
+            "customer_id": "o.customer_id",
+            "order_id": "o.id",
+            "attempt": "1",
+            "status_before": "'active'",
+            "started_at": series.stamp(now, ago + " + 1"),
+            "finished_at": series.stamp(now, ago),
+            "duration_ms": "1000",
+            "http_status": "200",
+            "outcome": "'ok'",
+        },
+        "orders_order o WHERE o.parent_id IS NULL AND o.status = 'cancelled'",
+    )
 
 
 def price(series: Series) -> None:
