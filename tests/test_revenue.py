@@ -14,7 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from orders.models import Order
+from orders.models import Order, SubscriptionChange
 from orders.money import revenue
 from portal.models import ProvisioningCall
 from tests.factories import OrderFactory, ProvisioningCallFactory, RenewalFactory
@@ -39,7 +39,8 @@ def _subscription(
     code, product, duration, status, term_end, value, *, currency="EUR", cancelled_at=None
 ):
     """One row of a book: a subscription whose current term ends on `term_end`, worth `value`,
-    and, when `cancelled_at` is given, the cancel call that settled then."""
+    and, when `cancelled_at` is given, the cancel call that settled then and the cancellation
+    recorded on that day."""
     order = OrderFactory(
         placed=True,
         number=code,
@@ -49,6 +50,7 @@ def _subscription(
         current_term_end=term_end,
         worth=value,
         currency_code=currency,
+        history__on=cancelled_at and cancelled_at.date(),
     )
     if cancelled_at is not None:
         ProvisioningCallFactory(
@@ -147,18 +149,88 @@ def test_revenue_churn_of_the_last_30_and_90_days(book):
     assert churn[90].value == D("670.00")
 
 
-def test_revenue_churn_leaves_out_a_cancellation_vendor_did_not_confirm(today):
-    order = _subscription("X", "oo-std", "monthly", S.CANCELLED, date(2026, 7, 1), D("9.00"))
-    ProvisioningCall.objects.create(
-        method=ProvisioningCall.Method.CANCEL_ORDER,
-        params={},
-        order=order,
-        customer=order.customer,
-        outcome=ProvisioningCall.Outcome.UNKNOWN,
-        finished_at=datetime(2026, 6, 1, tzinfo=UTC),
-    )
+def test_revenue_churn_in_mrr_with_rates_and_retention(book):
+    churn = {row.days: row for row in revenue.revenue_churn()}
 
+    # 30 days (17 May – 15 Jun): G 600 / 12 = 50 cancelled, F 30 lapsed.
+    assert (churn[30].cancelled_mrr, churn[30].lapsed_mrr) == (D(50), D(30))
+    assert churn[30].churned_mrr == D("80.00")
+    # Opening, 16 May: B 100 + C 83.33 + F 30 + G 50 + R2 20, five subscriptions.
+    assert _cents(churn[30].opening_mrr) == D("283.33") and churn[30].opening == 5
+    assert churn[30].subscription_rate == D("40.0")  # 2 of 5
+    assert churn[30].revenue_rate == D("28.2")  # 80 / 283.33
+    assert (churn[30].expansion_mrr, churn[30].contraction_mrr) == (0, 0)  # R3 20 after R2 20
+    assert churn[30].gross_retention == churn[30].net_retention == D("71.8")
+    # 90 days (18 Mar – 15 Jun): also H 40; opening 17 Mar: B, C, G, H 40, R 18 = 291.33.
+    assert churn[90].churned_mrr == D("120.00")
+    assert _cents(churn[90].opening_mrr) == D("291.33") and churn[90].opening == 5
+    assert churn[90].subscription_rate == D("60.0")
+    assert churn[90].revenue_rate == D("41.2")
+    # R1 19 after R 18, R2 20 after R1 19: expansion 2.
+    assert (churn[90].expansion_mrr, churn[90].contraction_mrr) == (D(2), 0)
+    assert churn[90].gross_retention == D("58.8")  # (291.33 − 120) / 291.33
+    assert churn[90].net_retention == D("59.5")  # (291.33 − 120 + 2) / 291.33
+
+
+def _cents(amount):
+    return amount.quantize(D("0.01"))
+
+
+def test_revenue_churn_contraction_of_a_cheaper_renewal(today):
+    first = _subscription("Y", "oo-std", "yearly", S.ACTIVE, date(2026, 6, 1), D("1200.00"))
+    RenewalFactory(parent=first, worth=D("600.00"))
+
+    churn = revenue.revenue_churn()[0]
+
+    assert churn.contraction_mrr == D(50) and churn.expansion_mrr == 0  # (1200 − 600) / 12
+    assert churn.opening_mrr == D(100) and churn.gross_retention == D("50.0")
+
+
+def test_revenue_pending_cancellation_is_at_risk_not_dropped(today):
+    kept = _subscription("K", "oo-std", "monthly", S.ACTIVE, date(2026, 7, 1), D("100.00"))
+    sent = _subscription("P", "oo-std", "yearly", S.ACTIVE, date(2027, 1, 1), D("840.00"))
+    Order.objects.filter(pk=sent.pk).update(status=S.PENDING, pending_action=Order.Action.CANCEL)
+
+    figures = revenue.revenue_recurring()
+
+    assert (figures.mrr, figures.subscriptions) == (D("100.00"), 1)
+    assert (figures.at_risk, figures.at_risk_mrr) == (1, D("70.00"))
     assert revenue.revenue_churn()[0].cancelled == 0
+    # OneOffice holds it cancelled: brought in line (no cancel call of ours), it churned today.
+    sent.refresh_from_db()
+    sent.status = S.CANCELLED
+    sent.pending_action = ""
+    sent.save()
+    sent.record_change(
+        SubscriptionChange.Kind.ALIGNED,
+        status_before=S.ACTIVE,
+        effective_on=TODAY,
+    )
+    churn = revenue.revenue_churn()[0]
+    assert (churn.cancelled, churn.cancelled_mrr) == (1, D(70))
+    assert revenue.revenue_recurring().at_risk == 0
+    assert kept.status == S.ACTIVE
+
+
+def test_revenue_mrr_counts_the_term_running_today_not_an_early_renewal(today):
+    first = _subscription("E", "oo-std", "monthly", S.ACTIVE, date(2026, 7, 1), D("100.00"))
+    RenewalFactory(parent=first, worth=D("150.00"))  # 1 Jul – 1 Aug, sold today
+
+    assert revenue.revenue_recurring().mrr == D("100.00")
+    assert revenue.revenue_recurring(today=date(2026, 6, 30)).mrr == D("100.00")
+    assert revenue.revenue_recurring(today=date(2026, 7, 1)).mrr == D("150.00")
+
+
+def test_revenue_mrr_by_month_counts_a_term_ending_on_the_last_day_once(today):
+    renewed = _subscription("X", "oo-std", "monthly", S.ACTIVE, date(2026, 5, 31), D("10.00"))
+    RenewalFactory(parent=renewed, worth=D("12.00"))  # 31 May – 30 Jun
+    _subscription("L", "oo-ent", "monthly", S.ACTIVE, date(2026, 5, 31), D("7.00"))  # lapsed
+
+    may = {p.end: p.value for p in revenue.revenue_mrr_by_month()}[date(2026, 5, 31)]
+
+    # On its last day, as today's MRR would count it: X's renewal once, L due that day.
+    assert may == D("19.00")
+    assert may == revenue.revenue_recurring(today=date(2026, 5, 31)).mrr
 
 
 def test_revenue_renewal_rate_of_the_last_90_days(book):
@@ -227,6 +299,12 @@ def test_dashboard_shows_revenue_and_charts(client, manager_user, book):
     assert _figure(html, "unpriced") == "2"
     assert _figure(html, "lapsed-value") == "30.00"
     assert _figure(html, "churn90-value") == "670.00"
+    assert _figure(html, "churn90-mrr") == "120.00"
+    assert _figure(html, "churn30-subscription-rate") == "40.0% (2 of 5)"
+    assert _figure(html, "churn90-revenue-rate") == "41.2%"
+    assert _figure(html, "churn90-grr") == "58.8%"
+    assert _figure(html, "churn90-nrr") == "59.5%"
+    assert _figure(html, "at-risk") == "0"
     assert _figure(html, "renewal-rate").startswith("40.0%")
     assert _figure(html, "mrr-month-2026-05") == "283.33"
     charts = re.findall(r'<svg id="[^"]*" class="revenue-chart".*?</svg>', html, flags=re.S)
@@ -259,8 +337,8 @@ def test_dashboard_revenue_query_count_is_constant(
             D("10.00"),
             cancelled_at=datetime(2026, 6, 1, tzinfo=UTC),
         )
-    with django_assert_max_num_queries(6), CaptureQueriesContext(connection) as many:
+    with django_assert_max_num_queries(8), CaptureQueriesContext(connection) as many:
         revenue.dashboard_context()
 
-    assert len(few) == len(many) == 6
+    assert len(few) == len(many) == 8
     assert settings.PORTAL_CURRENCY == "EUR"
