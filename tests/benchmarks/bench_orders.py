@@ -346,8 +346,9 @@ def fill(total: int, today: date, calls: int, renewals_of_one: int) -> int:
 
 
 def cancellations(series: Series, now) -> None:
-    """A successful cancelOrder call for every cancelled subscription, over the last 400 days:
-    churn and MRR by month date cancellations from the call log."""
+    """A successful cancelOrder call for every cancelled subscription, over the last 400 days,
+    and the cancellation it recorded: churn and MRR by month date cancellations from those."""
+    from orders.models import SubscriptionChange
     from portal.models import ProvisioningCall
 
     ago = "(o.id * 7919) % 34560000"
@@ -365,6 +366,19 @@ def cancellations(series: Series, now) -> None:
             "duration_ms": "1000",
             "http_status": "200",
             "outcome": "'ok'",
+        },
+        "orders_order o WHERE o.parent_id IS NULL AND o.status = 'cancelled'",
+    )
+    insert_from(
+        SubscriptionChange,
+        {
+            "subscription_id": "o.id",
+            "kind": "'cancelled'",
+            "status_before": "'active'",
+            "status_after": "'cancelled'",
+            "effective_on": series.day(now.date(), f"-({ago}) / 86400"),
+            "recorded_at": series.stamp(now, ago),
+            "note": "''",
         },
         "orders_order o WHERE o.parent_id IS NULL AND o.status = 'cancelled'",
     )
@@ -493,8 +507,8 @@ def due_raw_sql(today: date, last: date) -> tuple[str, list]:
 
 
 CANCEL_DATES = (
-    "SELECT order_id, MIN(finished_at) AS cancelled_at FROM portal_provisioningcall "
-    "WHERE method = 'cancelOrder' AND outcome = 'ok' GROUP BY order_id"
+    "SELECT subscription_id AS order_id, MAX(effective_on) AS cancelled_on "
+    "FROM orders_subscriptionchange WHERE status_after = 'cancelled' GROUP BY subscription_id"
 )
 
 
@@ -508,22 +522,29 @@ def revenue_raw_sql(today: date) -> dict[str, tuple[str, list]]:
     def d(day: date):
         return connection.ops.adapt_datefield_value(day)
 
-    def start_of(day: date):
-        return connection.ops.adapt_datetimefield_value(revenue._start_of(day))
-
     cur = settings.PORTAL_CURRENCY
     priced = "current_value IS NOT NULL AND current_currency = %s"
+    today_priced = "tv IS NOT NULL AND tc = %s"
+    # The term running today: a renewal made early (starting after today) counts from its start.
+    running = (
+        "SELECT t.{} FROM orders_order t WHERE (t.id = o.id OR t.parent_id = o.id) "
+        "AND t.term_start <= %s ORDER BY t.term_start DESC LIMIT 1"
+    )
+    early = "EXISTS (SELECT 1 FROM orders_order r WHERE r.parent_id = o.id AND r.term_start > %s)"
     recurring = (
         "SELECT product, "
         "SUM(CASE WHEN status = 'active' THEN 1 ELSE 0 END), "
         "SUM(CASE WHEN status = 'suspended' THEN 1 ELSE 0 END), "
-        f"SUM(CASE WHEN NOT ({priced}) THEN 1 ELSE 0 END), "
-        f"SUM(CASE WHEN status = 'active' AND duration = 'monthly' AND {priced} "
-        "THEN current_value END), "
-        f"SUM(CASE WHEN status = 'active' AND duration = 'yearly' AND {priced} "
-        "THEN current_value END) "
-        "FROM orders_order WHERE parent_id IS NULL AND status IN ('active', 'suspended') "
-        "AND current_term_end >= %s GROUP BY product ORDER BY product"
+        f"SUM(CASE WHEN NOT ({today_priced}) THEN 1 ELSE 0 END), "
+        f"SUM(CASE WHEN status = 'active' AND duration = 'monthly' AND {today_priced} "
+        "THEN tv END), "
+        f"SUM(CASE WHEN status = 'active' AND duration = 'yearly' AND {today_priced} "
+        "THEN tv END) "
+        f"FROM (SELECT o.*, CASE WHEN {early} THEN ({running.format('value')}) "
+        f"ELSE o.current_value END AS tv, CASE WHEN {early} THEN ({running.format('currency')}) "
+        "ELSE o.current_currency END AS tc "
+        "FROM orders_order o WHERE o.parent_id IS NULL AND o.status IN ('active', 'suspended') "
+        "AND o.current_term_end >= %s) s GROUP BY product ORDER BY product"
     )
     due_parts, due_params = [], []
     for days in revenue.DUE_HORIZONS:
@@ -545,11 +566,11 @@ def revenue_raw_sql(today: date) -> dict[str, tuple[str, list]]:
     )
     churn_parts, churn_params = [], []
     for days in revenue.CHURN_PERIODS:
-        since = start_of(today - timedelta(days=days - 1))
+        since = d(today - timedelta(days=days - 1))
         first = d(today - timedelta(days=days))
         churn_parts += [
-            "SUM(CASE WHEN o.status = 'cancelled' AND c.cancelled_at >= %s THEN 1 ELSE 0 END)",
-            "SUM(CASE WHEN o.status = 'cancelled' AND c.cancelled_at >= %s "
+            "SUM(CASE WHEN o.status = 'cancelled' AND c.cancelled_on >= %s THEN 1 ELSE 0 END)",
+            "SUM(CASE WHEN o.status = 'cancelled' AND c.cancelled_on >= %s "
             f"AND {priced} THEN current_value END)",
             "SUM(CASE WHEN o.status <> 'cancelled' AND current_term_end >= %s THEN 1 ELSE 0 END)",
             "SUM(CASE WHEN o.status <> 'cancelled' AND current_term_end >= %s "
@@ -572,17 +593,22 @@ def revenue_raw_sql(today: date) -> dict[str, tuple[str, list]]:
     )
     days = revenue.month_ends(today)[:-1]
     month_parts, month_params = [], []
+    renewed_that_day = (
+        "EXISTS (SELECT 1 FROM orders_order n WHERE n.parent_id = COALESCE(o.parent_id, o.id) "
+        "AND n.term_start = o.term_end)"
+    )
     for day in days:
         for duration in ("monthly", "yearly"):
             month_parts.append(
-                "SUM(CASE WHEN term_start <= %s AND term_end > %s AND duration = %s AND "
-                "(c.cancelled_at IS NULL OR c.cancelled_at >= %s) THEN value END)"
+                "SUM(CASE WHEN term_start <= %s AND (term_end > %s OR (term_end = %s AND NOT "
+                f"{renewed_that_day})) AND duration = %s AND "
+                "(c.cancelled_on IS NULL OR c.cancelled_on > %s) THEN value END)"
             )
-            month_params += [d(day), d(day), duration, start_of(day + timedelta(days=1))]
+            month_params += [d(day), d(day), d(day), duration, d(day)]
     months = (
         f"SELECT {', '.join(month_parts)} FROM orders_order o "
         f"LEFT JOIN ({CANCEL_DATES}) c ON c.order_id = COALESCE(o.parent_id, o.id) "
-        "WHERE value IS NOT NULL AND currency = %s AND term_start <= %s AND term_end > %s"
+        "WHERE value IS NOT NULL AND currency = %s AND term_start <= %s AND term_end >= %s"
     )
     weeks = (
         "SELECT current_term_end, COUNT(*), "
@@ -591,7 +617,7 @@ def revenue_raw_sql(today: date) -> dict[str, tuple[str, list]]:
         "AND current_term_end >= %s AND current_term_end <= %s GROUP BY current_term_end"
     )
     return {
-        "MRR and ARR by product": (recurring, [cur, cur, cur, d(today)]),
+        "MRR and ARR by product": (recurring, [cur, cur, cur, *[d(today)] * 4, d(today)]),
         "renewals due 15/30/90 days, lapsed": (
             due,
             [*due_params, d(today + timedelta(days=max(revenue.DUE_HORIZONS)))],
